@@ -1,0 +1,247 @@
+//! The backend trait: what a device must implement for tensors to live on it.
+//!
+//! Storage is always a dense row-major buffer; shapes travel beside it, so a backend never
+//! sees strides. `Tensor` checks shapes and arguments before calling in here, so backend
+//! methods may assume valid input. The CPU backend is [`crate::cpu::CpuStorage`]; a CUDA
+//! backend implements the same trait and is added as a variant of [`crate::Storage`].
+use crate::{Result, Shape};
+
+/// Elementwise maps of one tensor. Scalar arguments are part of the op.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Abs,
+    /// -1, 0 or 1.
+    Sign,
+    Relu,
+    LeakyRelu(f32),
+    Tanh,
+    Sigmoid,
+    Powf(f32),
+    Clamp(f32, f32),
+    /// x·mul + add (scalar arithmetic).
+    Affine {
+        mul: f32,
+        add: f32,
+    },
+    /// 1.0 where the comparison of x with the scalar holds, else 0.0.
+    CmpScalar(CmpOp, f32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Elementwise maps of two tensors, broadcast against each other.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+    /// 1.0 where the comparison holds, else 0.0.
+    Cmp(CmpOp),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+    /// Variance; `unbiased` divides by n−1 (Bessel), otherwise by n.
+    Var {
+        unbiased: bool,
+    },
+}
+
+/// Padding modes of [`crate::Tensor::pad2d`], as in `torch.nn.functional.pad`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PadMode {
+    Zero,
+    Reflect,
+    Replicate,
+}
+
+/// Geometry of a 2-d convolution (PyTorch's `stride`, `padding`, `dilation`), as (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+        }
+    }
+}
+
+impl Conv2dParams {
+    pub fn new(stride: usize, padding: usize, dilation: usize) -> Self {
+        Conv2dParams {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [dilation; 2],
+        }
+    }
+    /// Output spatial size for an input of `hw` and a kernel of `khw`; None when the kernel does not fit.
+    pub fn output_hw(&self, hw: [usize; 2], khw: [usize; 2]) -> Option<[usize; 2]> {
+        let mut out = [0; 2];
+        for i in 0..2 {
+            let span = self.dilation[i] * (khw[i] - 1) + 1;
+            let padded = hw[i] + 2 * self.padding[i];
+            if khw[i] == 0 || self.stride[i] == 0 || self.dilation[i] == 0 || padded < span {
+                return None;
+            }
+            out[i] = (padded - span) / self.stride[i] + 1;
+        }
+        Some(out)
+    }
+}
+
+/// Geometry of `avg_pool2d`, as (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pool2dParams {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub count_include_pad: bool,
+}
+
+impl Pool2dParams {
+    pub fn output_hw(&self, hw: [usize; 2]) -> Option<[usize; 2]> {
+        let mut out = [0; 2];
+        for i in 0..2 {
+            let padded = hw[i] + 2 * self.padding[i];
+            if self.kernel[i] == 0
+                || self.stride[i] == 0
+                || padded < self.kernel[i]
+                || 2 * self.padding[i] > self.kernel[i]
+            {
+                return None;
+            }
+            out[i] = (padded - self.kernel[i]) / self.stride[i] + 1;
+        }
+        Some(out)
+    }
+}
+
+/// Interpolation of `upsample2d` and its adjoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interpolation {
+    /// PyTorch's legacy `nearest`: src = min(floor(dst · in / out), in − 1).
+    Nearest,
+    Bilinear {
+        align_corners: bool,
+    },
+}
+
+/// What a device's storage implements. Every method gets dense row-major inputs with their
+/// shapes and returns a new dense buffer; argument checking happened in `Tensor`.
+pub trait BackendStorage: Sized + Send + Sync {
+    fn len(&self) -> usize;
+    fn to_vec(&self) -> Result<Vec<f32>>;
+    fn unary(&self, op: UnaryOp) -> Result<Self>;
+    /// `out_shape` is the broadcast of both shapes.
+    fn binary(
+        &self,
+        shape: &Shape,
+        rhs: &Self,
+        rhs_shape: &Shape,
+        out_shape: &Shape,
+        op: BinaryOp,
+    ) -> Result<Self>;
+    /// cond ≠ 0 ? on_true : on_false, all three broadcast to `out_shape`.
+    fn where_cond(
+        &self,
+        shape: &Shape,
+        on_true: (&Self, &Shape),
+        on_false: (&Self, &Shape),
+        out_shape: &Shape,
+    ) -> Result<Self>;
+    /// Reduces over `axes` (sorted, unique); the result has the kept dims in order.
+    fn reduce(&self, shape: &Shape, axes: &[usize], op: ReduceOp) -> Result<Self>;
+    /// [batch, m, k] × [batch or 1, k, n] → [batch, m, n].
+    fn matmul(
+        &self,
+        rhs: &Self,
+        batch: usize,
+        rhs_batched: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Self>;
+    fn permute(&self, shape: &Shape, perm: &[usize]) -> Result<Self>;
+    fn broadcast_to(&self, shape: &Shape, out_shape: &Shape) -> Result<Self>;
+    fn narrow(&self, shape: &Shape, axis: usize, start: usize, len: usize) -> Result<Self>;
+    /// Zero-pads along one axis: the adjoint of `narrow`.
+    fn pad_axis(&self, shape: &Shape, axis: usize, before: usize, after: usize) -> Result<Self>;
+    fn concat(parts: &[(&Self, &Shape)], axis: usize) -> Result<Self>;
+    /// Pads the last two dims by [left, right, top, bottom].
+    fn pad2d(&self, shape: [usize; 4], pads: [usize; 4], mode: PadMode) -> Result<Self>;
+    /// Adjoint of `pad2d`: `shape` is the padded shape; sums each padded value back into its source.
+    fn pad2d_adjoint(&self, shape: [usize; 4], pads: [usize; 4], mode: PadMode) -> Result<Self>;
+    fn conv2d(
+        &self,
+        shape: [usize; 4],
+        weight: &Self,
+        wshape: [usize; 4],
+        p: Conv2dParams,
+    ) -> Result<Self>;
+    /// Gradient of conv2d with respect to its input (a transposed convolution); `in_hw` fixes the output size.
+    fn conv2d_input_grad(
+        &self,
+        gshape: [usize; 4],
+        weight: &Self,
+        wshape: [usize; 4],
+        in_hw: [usize; 2],
+        p: Conv2dParams,
+    ) -> Result<Self>;
+    /// Gradient of conv2d with respect to its weight, from the input (`self`) and the output gradient.
+    fn conv2d_weight_grad(
+        &self,
+        shape: [usize; 4],
+        grad_out: &Self,
+        gshape: [usize; 4],
+        khw: [usize; 2],
+        p: Conv2dParams,
+    ) -> Result<Self>;
+    fn avg_pool2d(&self, shape: [usize; 4], p: Pool2dParams) -> Result<Self>;
+    /// Adjoint of `avg_pool2d`: `shape` is the pooled shape, `in_hw` the unpooled size.
+    fn avg_pool2d_adjoint(
+        &self,
+        shape: [usize; 4],
+        in_hw: [usize; 2],
+        p: Pool2dParams,
+    ) -> Result<Self>;
+    fn upsample2d(
+        &self,
+        shape: [usize; 4],
+        out_hw: [usize; 2],
+        mode: Interpolation,
+    ) -> Result<Self>;
+    /// Adjoint of `upsample2d`: `shape` is the resized shape, `in_hw` the original size.
+    fn upsample2d_adjoint(
+        &self,
+        shape: [usize; 4],
+        in_hw: [usize; 2],
+        mode: Interpolation,
+    ) -> Result<Self>;
+}

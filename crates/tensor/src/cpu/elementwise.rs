@@ -1,0 +1,181 @@
+//! Elementwise kernels: contiguous fast paths split over rayon, broadcasting through ndarray.
+use super::PAR_MIN;
+use crate::backend::{BinaryOp, CmpOp, UnaryOp};
+use crate::Shape;
+use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use rayon::prelude::*;
+
+const CHUNK: usize = 1 << 13;
+
+fn cmp(op: CmpOp, a: f32, b: f32) -> f32 {
+    let t = match op {
+        CmpOp::Eq => a == b,
+        CmpOp::Ne => a != b,
+        CmpOp::Lt => a < b,
+        CmpOp::Le => a <= b,
+        CmpOp::Gt => a > b,
+        CmpOp::Ge => a >= b,
+    };
+    t as u8 as f32
+}
+
+#[inline(always)]
+fn unary_fn(op: UnaryOp) -> impl Fn(f32) -> f32 + Sync + Send {
+    move |x: f32| match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Sign => {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::LeakyRelu(s) => {
+            if x > 0.0 {
+                x
+            } else {
+                x * s
+            }
+        }
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Powf(p) => x.powf(p),
+        UnaryOp::Clamp(lo, hi) => x.max(lo).min(hi),
+        UnaryOp::Affine { mul, add } => x * mul + add,
+        UnaryOp::CmpScalar(c, s) => cmp(c, x, s),
+    }
+}
+
+fn binary_fn(op: BinaryOp) -> impl Fn(f32, f32) -> f32 + Sync + Send {
+    move |a: f32, b: f32| match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Pow => a.powf(b),
+        BinaryOp::Maximum => a.max(b),
+        BinaryOp::Minimum => a.min(b),
+        BinaryOp::Cmp(c) => cmp(c, a, b),
+    }
+}
+
+/// Applies `f` to every element; the op is matched once per chunk so the inner loop vectorizes.
+pub fn unary(x: &[f32], op: UnaryOp) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    macro_rules! run {
+        ($f:expr) => {{
+            let f = $f;
+            if x.len() >= PAR_MIN {
+                out.par_chunks_mut(CHUNK)
+                    .zip(x.par_chunks(CHUNK))
+                    .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &i)| *o = f(i)));
+            } else {
+                out.iter_mut().zip(x).for_each(|(o, &i)| *o = f(i));
+            }
+        }};
+    }
+    match op {
+        UnaryOp::Neg => run!(|v: f32| -v),
+        UnaryOp::Relu => run!(|v: f32| v.max(0.0)),
+        UnaryOp::Affine { mul, add } => run!(move |v: f32| v * mul + add),
+        UnaryOp::LeakyRelu(s) => run!(move |v: f32| if v > 0.0 { v } else { v * s }),
+        _ => run!(unary_fn(op)),
+    }
+    out
+}
+
+pub fn binary(
+    a: &[f32],
+    ashape: &Shape,
+    b: &[f32],
+    bshape: &Shape,
+    out_shape: &Shape,
+    op: BinaryOp,
+) -> Vec<f32> {
+    let n = out_shape.numel();
+    let mut out = vec![0f32; n];
+    macro_rules! run {
+        ($f:expr) => {{
+            let f = $f;
+            if ashape == bshape {
+                if n >= PAR_MIN {
+                    out.par_chunks_mut(CHUNK)
+                        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+                        .for_each(|(o, (x, y))| {
+                            o.iter_mut()
+                                .zip(x.iter().zip(y))
+                                .for_each(|(o, (&x, &y))| *o = f(x, y))
+                        });
+                } else {
+                    out.iter_mut()
+                        .zip(a.iter().zip(b))
+                        .for_each(|(o, (&x, &y))| *o = f(x, y));
+                }
+            } else if b.len() == 1 {
+                let y = b[0];
+                let g = |x: f32| f(x, y);
+                out.iter_mut().zip(a).for_each(|(o, &x)| *o = g(x));
+            } else if a.len() == 1 {
+                let x = a[0];
+                out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y));
+            } else {
+                let (a0, b0) = (view(a, ashape), view(b, bshape));
+                let av = a0
+                    .broadcast(IxDyn(out_shape.dims()))
+                    .expect("checked by Tensor");
+                let bv = b0
+                    .broadcast(IxDyn(out_shape.dims()))
+                    .expect("checked by Tensor");
+                let mut ov = ArrayD::<f32>::zeros(IxDyn(out_shape.dims()));
+                let z = Zip::from(&mut ov).and(&av).and(&bv);
+                if n >= PAR_MIN {
+                    z.par_for_each(|o, &x, &y| *o = f(x, y));
+                } else {
+                    z.for_each(|o, &x, &y| *o = f(x, y));
+                }
+                out = ov.into_raw_vec_and_offset().0;
+            }
+        }};
+    }
+    match op {
+        BinaryOp::Add => run!(|x: f32, y: f32| x + y),
+        BinaryOp::Sub => run!(|x: f32, y: f32| x - y),
+        BinaryOp::Mul => run!(|x: f32, y: f32| x * y),
+        BinaryOp::Div => run!(|x: f32, y: f32| x / y),
+        _ => run!(binary_fn(op)),
+    }
+    out
+}
+
+pub fn where_cond(
+    c: &[f32],
+    cshape: &Shape,
+    t: (&[f32], &Shape),
+    f: (&[f32], &Shape),
+    out_shape: &Shape,
+) -> Vec<f32> {
+    let dims = IxDyn(out_shape.dims());
+    let (c0, t0, f0) = (view(c, cshape), view(t.0, t.1), view(f.0, f.1));
+    let cv = c0.broadcast(dims.clone()).expect("checked by Tensor");
+    let tv = t0.broadcast(dims.clone()).expect("checked by Tensor");
+    let fv = f0.broadcast(dims.clone()).expect("checked by Tensor");
+    let mut ov = ArrayD::<f32>::zeros(dims);
+    Zip::from(&mut ov)
+        .and(&cv)
+        .and(&tv)
+        .and(&fv)
+        .for_each(|o, &c, &t, &f| *o = if c != 0.0 { t } else { f });
+    ov.into_raw_vec_and_offset().0
+}
+
+pub(crate) fn view<'a>(x: &'a [f32], shape: &Shape) -> ArrayViewD<'a, f32> {
+    ArrayViewD::from_shape(IxDyn(shape.dims()), x).expect("storage length matches shape")
+}
