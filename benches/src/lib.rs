@@ -1,0 +1,1 @@
+//! Benchmarks of tessera against PyTorch on the same machine; see benches/benches/.
