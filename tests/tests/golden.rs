@@ -50,7 +50,7 @@ fn conv2d_forward_and_gradients() {
     let fx = Fixture::load("conv");
     let mut report = Report::new();
     let cases: Vec<String> = fx.cases("conv.c");
-    assert_eq!(cases.len(), 8, "conv cases: {cases:?}");
+    assert_eq!(cases.len(), 10, "conv cases: {cases:?}");
     for case in &cases {
         run_case(&mut report, case, |r| {
             let (p, has_bias) = conv_params(&fx, case);
@@ -70,7 +70,7 @@ fn conv2d_forward_and_gradients() {
             Ok(())
         });
     }
-    report.finish(8 * 3 + 5);
+    report.finish(10 * 3 + 7);
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn conv2d_input_and_weight_grad_ops() {
             Ok(())
         });
     }
-    report.finish(8 * 6);
+    report.finish(10 * 6);
 }
 
 #[test]
@@ -381,10 +381,12 @@ fn unary_ops_and_their_second_derivatives() {
     let fx = Fixture::load("ops");
     let mut report = Report::new();
     let cases = fx.cases("un.");
-    assert_eq!(cases.len(), 17, "{cases:?}");
+    assert_eq!(cases.len(), 24, "{cases:?}");
     for case in &cases {
         run_case(&mut report, case, |r| {
-            let op = case.strip_prefix("un.").unwrap();
+            // Edge cases (`un.edge_<op>`) apply the same op to inputs at kinks, zeros and bounds.
+            let name = case.strip_prefix("un.").unwrap();
+            let op = name.strip_prefix("edge_").unwrap_or(name);
             let params = fx.try_get(case, "params").map(|t| t.to_vec()).transpose()?;
             let p = |i: usize| params.as_ref().expect("params")[i];
             let x = fx.param(case, "x");
@@ -395,7 +397,7 @@ fn unary_ops_and_their_second_derivatives() {
                 "rsqrt" => x.rsqrt()?,
                 "tanh" => x.tanh()?,
                 "sigmoid" => x.sigmoid()?,
-                "powf" | "powf_int" | "powf_neg" => x.powf(p(0))?,
+                "powf" | "powf_int" | "powf_neg" | "powf_one" | "powf_zero" => x.powf(p(0))?,
                 "neg" => x.neg()?,
                 "abs" => x.abs()?,
                 "relu" => x.relu()?,
@@ -416,7 +418,7 @@ fn unary_ops_and_their_second_derivatives() {
             Ok(())
         });
     }
-    report.finish(17 * 2 + 10);
+    report.finish(24 * 2 + 10);
 }
 
 #[test]
@@ -424,11 +426,12 @@ fn broadcasting_binary_ops() {
     let fx = Fixture::load("ops");
     let mut report = Report::new();
     let cases = fx.cases("bin.");
-    assert_eq!(cases.len(), 11, "{cases:?}");
+    assert_eq!(cases.len(), 14, "{cases:?}");
     for case in &cases {
         run_case(&mut report, case, |r| {
             let (a, b) = (fx.param(case, "a"), fx.param(case, "b"));
-            let y = match case.strip_prefix("bin.").unwrap() {
+            let name = case.strip_prefix("bin.").unwrap();
+            let y = match name.strip_prefix("edge_").unwrap_or(name) {
                 "add" | "add_both" => a.add(&b)?,
                 "sub" => a.sub(&b)?,
                 "mul" | "mul_both" | "scalar_rhs" => a.mul(&b)?,
@@ -445,7 +448,7 @@ fn broadcasting_binary_ops() {
             Ok(())
         });
     }
-    report.finish(11 * 3);
+    report.finish(14 * 3);
 }
 
 #[test]
@@ -453,19 +456,16 @@ fn reductions_over_axes() {
     let fx = Fixture::load("ops");
     let mut report = Report::new();
     let cases = fx.cases("red.");
-    assert_eq!(cases.len(), 13, "{cases:?}");
+    assert_eq!(cases.len(), 17, "{cases:?}");
     for case in &cases {
         run_case(&mut report, case, |r| {
             // params = [keepdim, unbiased, axes...]
             let p = fx.usizes(case, "params");
             let (keepdim, unbiased, axes) = (p[0] == 1, p[1] == 1, &p[2..]);
             let x = fx.param(case, "x");
-            let kind = case
-                .strip_prefix("red.")
-                .unwrap()
-                .split('_')
-                .next()
-                .unwrap();
+            let name = case.strip_prefix("red.").unwrap();
+            let name = name.strip_prefix("edge_").unwrap_or(name);
+            let kind = name.split('_').next().unwrap();
             let y = match kind {
                 "sum" => x.sum(axes, keepdim)?,
                 "mean" => x.mean(axes, keepdim)?,
@@ -485,7 +485,7 @@ fn reductions_over_axes() {
             Ok(())
         });
     }
-    report.finish(13 * 2 + 4);
+    report.finish(17 * 2 + 4);
 }
 
 #[test]
@@ -567,7 +567,7 @@ fn avg_pool2d_with_padding() {
 #[test]
 fn upsample_nearest_and_bilinear() {
     let fx = Fixture::load("spatial");
-    check_spatial(&fx, "up.", 10, |case, x, want| {
+    check_spatial(&fx, "up.", 17, |case, x, want| {
         let name = case.strip_prefix("up.").unwrap();
         let mode = if name.starts_with("nearest") {
             Interpolation::Nearest

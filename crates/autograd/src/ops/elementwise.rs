@@ -67,6 +67,10 @@ impl Var {
                 if p == 1.0 {
                     return Ok(g.clone());
                 }
+                if p == 0.0 {
+                    // x⁰ is constant; the formula would give 0·x⁻¹ = NaN at x = 0.
+                    return g.mul_scalar(0.0);
+                }
                 g.mul(&x.powf(p - 1.0)?.mul_scalar(p)?)
             }),
         )
@@ -77,10 +81,12 @@ impl Var {
     pub fn clamp(&self, min: f32, max: f32) -> Result<Var> {
         Ok(
             self.unary_op("clamp", self.value().clamp(min, max)?, move |x, _, g| {
+                // Strictly inside only: at a bound the minimum-norm subgradient 0, as for relu
+                // at 0 and as PyTorch's clamp does.
                 let inside = x
                     .value()
-                    .cmp_scalar(CmpOp::Ge, min)?
-                    .mul(&x.value().cmp_scalar(CmpOp::Le, max)?)?;
+                    .cmp_scalar(CmpOp::Gt, min)?
+                    .mul(&x.value().cmp_scalar(CmpOp::Lt, max)?)?;
                 g.mul(&Var::constant(inside))
             }),
         )
@@ -155,13 +161,21 @@ impl Var {
             }
         })
     }
-    /// a^b; d/da = b·a^(b−1), d/db = y·ln a.
+    /// a^b; d/da = b·a^(b−1), d/db = y·ln a. Where these give 0·∞ the gradient is 0, as in
+    /// PyTorch: d/da where b = 0 (a⁰ is constant) and d/db where a = 0 and b ≥ 0.
     pub fn pow(&self, rhs: &Var) -> Result<Var> {
         self.binary_op(rhs, BinaryOp::Pow, "pow", |a, b, y, g, i| {
+            let (av, bv) = (a.value(), b.value());
+            let zero = Var::constant(Tensor::zeros([1], av.device())?);
             if i == 0 {
-                g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)
+                let grad = g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?;
+                Var::where_cond(&bv.cmp_scalar(CmpOp::Eq, 0.0)?, &zero, &grad)
             } else {
-                g.mul(&y.mul(&a.log()?)?)
+                let grad = g.mul(&y.mul(&a.log()?)?)?;
+                let zero_base = av
+                    .cmp_scalar(CmpOp::Eq, 0.0)?
+                    .mul(&bv.cmp_scalar(CmpOp::Ge, 0.0)?)?;
+                Var::where_cond(&zero_base, &zero, &grad)
             }
         })
     }
