@@ -360,18 +360,27 @@ fn wgan_gp_penalty_and_parameter_gradients() {
                 .map(|(n, _)| fx.get(case, &format!("g{n}")))
                 .collect();
             let scale = wants.iter().map(max_abs).fold(0.0, f64::max);
-            for (((name, _), g), want) in params.iter().zip(&grads).zip(&wants) {
-                let what = format!("{case} d penalty/d {name}");
-                if max_abs(want) < 1e-6 * scale {
-                    r.check_scaled(&what, g.value(), want, scale);
-                } else {
-                    r.check(&what, g.value(), want);
+            // The same gradients through `backward()`, which accumulates into the leaves.
+            penalty.backward()?;
+            for (((name, var), g), want) in params.iter().zip(&grads).zip(&wants) {
+                // A parameter the penalty does not reach (b2) gets no gradient, as in PyTorch.
+                let accumulated = match var.grad() {
+                    Some(t) => t,
+                    None => Tensor::zeros(var.shape().clone(), var.value().device())?,
+                };
+                for (how, got) in [("grad", g.value()), ("backward", &accumulated)] {
+                    let what = format!("{case} d penalty/d {name} ({how})");
+                    if max_abs(want) < 1e-6 * scale {
+                        r.check_scaled(&what, got, want, scale);
+                    } else {
+                        r.check(&what, got, want);
+                    }
                 }
             }
             Ok(())
         });
     }
-    report.finish(3 * 11);
+    report.finish(3 * 17);
 }
 
 // ---- elementwise ops ----
@@ -506,6 +515,53 @@ fn matmul_2d_and_batched() {
         });
     }
     report.finish(4 * 3);
+}
+
+#[test]
+fn layout_ops_and_linear() {
+    let fx = Fixture::load("ops");
+    let mut report = Report::new();
+    let cases = fx.cases("lay.");
+    assert_eq!(cases.len(), 7, "{cases:?}");
+    for case in &cases {
+        run_case(&mut report, case, |r| {
+            let name = case.strip_prefix("lay.").unwrap();
+            let inputs: Vec<(&str, Var)> = match name {
+                "concat" => ["a", "b", "c"]
+                    .into_iter()
+                    .map(|n| (n, fx.param(case, n)))
+                    .collect(),
+                "linear" | "linear3d" => ["x", "w", "b"]
+                    .into_iter()
+                    .map(|n| (n, fx.param(case, n)))
+                    .collect(),
+                _ => vec![("x", fx.param(case, "x"))],
+            };
+            let v = |i: usize| &inputs[i].1;
+            let p = || fx.usizes(case, "params");
+            let y = match name {
+                "permute" => v(0).permute(&p())?,
+                "transpose" => v(0).transpose(p()[0], p()[1])?,
+                "narrow" => v(0).narrow(p()[0], p()[1], p()[2])?,
+                "expand" => v(0).expand(p())?,
+                "concat" => Var::concat(&[v(0), v(1), v(2)], 1)?,
+                "linear" | "linear3d" => v(0).linear(v(1), Some(v(2)))?,
+                other => panic!("unknown layout case {other}"),
+            };
+            r.check(&format!("{case} y"), y.value(), &fx.get(case, "y"));
+            let vars: Vec<&Var> = inputs.iter().map(|(_, v)| v).collect();
+            let g = weighted_grads(&y, &vars, &fx.get(case, "wy"), false)?;
+            for ((n, _), g) in inputs.iter().zip(&g) {
+                r.check(
+                    &format!("{case} g{n}"),
+                    g.value(),
+                    &fx.get(case, &format!("g{n}")),
+                );
+            }
+            Ok(())
+        });
+    }
+    report.finish(7 * 2 + 6);
 }
 
 // ---- spatial ops ----
