@@ -19,6 +19,37 @@ fn cmp(op: CmpOp, a: f32, b: f32) -> f32 {
     t as u8 as f32
 }
 
+// NaN passes through relu, clamp, maximum and minimum as in PyTorch, so a diverging model shows
+// up as NaN instead of being clipped into plausible numbers (`f32::max` would drop the NaN).
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+#[inline(always)]
+fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+#[inline(always)]
+fn nan_or(a: f32, b: f32, value: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        value
+    }
+}
+
 #[inline(always)]
 fn unary_fn(op: UnaryOp) -> impl Fn(f32) -> f32 + Sync + Send {
     move |x: f32| match op {
@@ -37,7 +68,7 @@ fn unary_fn(op: UnaryOp) -> impl Fn(f32) -> f32 + Sync + Send {
                 0.0
             }
         }
-        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Relu => relu(x),
         UnaryOp::LeakyRelu(s) => {
             if x > 0.0 {
                 x
@@ -48,7 +79,7 @@ fn unary_fn(op: UnaryOp) -> impl Fn(f32) -> f32 + Sync + Send {
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         UnaryOp::Powf(p) => x.powf(p),
-        UnaryOp::Clamp(lo, hi) => x.max(lo).min(hi),
+        UnaryOp::Clamp(lo, hi) => clamp(x, lo, hi),
         UnaryOp::Affine { mul, add } => x * mul + add,
         UnaryOp::CmpScalar(c, s) => cmp(c, x, s),
     }
@@ -61,8 +92,8 @@ fn binary_fn(op: BinaryOp) -> impl Fn(f32, f32) -> f32 + Sync + Send {
         BinaryOp::Mul => a * b,
         BinaryOp::Div => a / b,
         BinaryOp::Pow => a.powf(b),
-        BinaryOp::Maximum => a.max(b),
-        BinaryOp::Minimum => a.min(b),
+        BinaryOp::Maximum => nan_or(a, b, a.max(b)),
+        BinaryOp::Minimum => nan_or(a, b, a.min(b)),
         BinaryOp::Cmp(c) => cmp(c, a, b),
     }
 }
@@ -84,7 +115,7 @@ pub fn unary(x: &[f32], op: UnaryOp) -> Vec<f32> {
     }
     match op {
         UnaryOp::Neg => run!(|v: f32| -v),
-        UnaryOp::Relu => run!(|v: f32| v.max(0.0)),
+        UnaryOp::Relu => run!(relu),
         UnaryOp::Affine { mul, add } => run!(move |v: f32| v * mul + add),
         UnaryOp::LeakyRelu(s) => run!(move |v: f32| if v > 0.0 { v } else { v * s }),
         _ => run!(unary_fn(op)),
@@ -178,4 +209,35 @@ pub fn where_cond(
 
 pub(crate) fn view<'a>(x: &'a [f32], shape: &Shape) -> ArrayViewD<'a, f32> {
     ArrayViewD::from_shape(IxDyn(shape.dims()), x).expect("storage length matches shape")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_propagates_through_relu_clamp_and_extrema() {
+        let nan = f32::NAN;
+        for op in [
+            UnaryOp::Relu,
+            UnaryOp::Clamp(-1.0, 1.0),
+            UnaryOp::LeakyRelu(0.2),
+        ] {
+            assert!(unary(&[nan], op)[0].is_nan(), "{op:?}");
+            assert!(
+                unary(&vec![nan; PAR_MIN], op).iter().all(|v| v.is_nan()),
+                "{op:?} (parallel path)"
+            );
+        }
+        let s = Shape::new(vec![2]);
+        for op in [BinaryOp::Maximum, BinaryOp::Minimum] {
+            let out = binary(&[nan, 0.0], &s, &[0.0, nan], &s, &s, op);
+            assert!(out.iter().all(|v| v.is_nan()), "{op:?}: {out:?}");
+        }
+        assert_eq!(
+            unary(&[-2.0, 0.5, 3.0], UnaryOp::Clamp(-1.0, 1.0)),
+            vec![-1.0, 0.5, 1.0]
+        );
+        assert_eq!(unary(&[-2.0, 0.0, 3.0], UnaryOp::Relu), vec![0.0, 0.0, 3.0]);
+    }
 }
