@@ -253,6 +253,22 @@ pub fn conv2d_weight_grad(
         )
 }
 
+/// [co, c, kh, kw] → [c, co, kh, kw] with both spatial axes reversed.
+fn flip_transpose(wt: &[f32], [co, c, kh, kw]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0f32; wt.len()];
+    for o in 0..co {
+        for i in 0..c {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((i * co + o) * kh + kh - 1 - y) * kw + kw - 1 - x] =
+                        wt[((o * c + i) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn conv2d_input_grad(
     gout: &[f32],
     [n, co, _, _]: [usize; 4],
@@ -261,6 +277,22 @@ pub fn conv2d_input_grad(
     [h, w]: [usize; 2],
     p: Conv2dParams,
 ) -> Vec<f32> {
+    let full = [(kh - 1) * p.dilation[0], (kw - 1) * p.dilation[1]];
+    if p.stride == [1, 1] && p.padding[0] <= full[0] && p.padding[1] <= full[1] {
+        // With stride 1 the transposed convolution is a plain convolution of the output gradient,
+        // zero-padded by (k−1)·d − p, with the kernel flipped and its channel axes swapped: no
+        // scatter, and the fast forward path.
+        let [ho, wo] = p
+            .output_hw([h, w], [kh, kw])
+            .expect("conv geometry checked by Tensor");
+        let flipped = flip_transpose(wt, [co, c, kh, kw]);
+        let q = Conv2dParams {
+            stride: [1, 1],
+            padding: [full[0] - p.padding[0], full[1] - p.padding[1]],
+            dilation: p.dilation,
+        };
+        return conv2d(gout, [n, co, ho, wo], &flipped, [c, co, kh, kw], q);
+    }
     let g = Geometry::new(c, [h, w], [kh, kw], p);
     let (k, pix, tile) = (g.k(), g.pixels(), g.tile());
     let ntiles = pix.div_ceil(tile);
