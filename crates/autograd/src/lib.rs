@@ -4,6 +4,7 @@
 //! `ops/`), so `grad(.., create_graph: true)` returns vars that can be differentiated again —
 //! what the WGAN-GP penalty needs. Ops and their rules live together, one file per family.
 mod engine;
+pub mod gradcheck;
 pub mod ops;
 mod var;
 

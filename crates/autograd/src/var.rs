@@ -45,6 +45,25 @@ pub(crate) struct Node {
     pub(crate) retains_grad: Mutex<bool>,
 }
 
+impl Drop for Node {
+    /// Unlinks the graph behind this node iteratively: the default recursive drop of a long
+    /// chain of ops (one stack frame set per node) would overflow the stack.
+    fn drop(&mut self) {
+        let Some(f) = self.grad_fn.as_mut() else {
+            return;
+        };
+        let mut stack = std::mem::take(&mut f.inputs);
+        while let Some(v) = stack.pop() {
+            // Only nodes this handle kept alive are dismantled; shared ones just lose a count.
+            if let Ok(mut node) = Arc::try_unwrap(v.0) {
+                if let Some(f) = node.grad_fn.as_mut() {
+                    stack.append(&mut f.inputs);
+                }
+            }
+        }
+    }
+}
+
 /// A differentiable value. Cloning shares the node; the graph behind a `Var` is freed when the
 /// last handle to its output drops.
 #[derive(Clone)]
