@@ -81,6 +81,17 @@ impl Geometry {
     }
 }
 
+/// The part `q_start..q_end` of a run of `run` pixels, starting at input column `ix0` and
+/// stepping by `sx`, whose input columns lie inside `0..w`.
+#[inline]
+fn valid_span(ix0: isize, run: usize, sx: isize, w: usize) -> (usize, usize) {
+    let w = w as isize;
+    let q_start = if ix0 >= 0 { 0 } else { (-ix0 + sx - 1) / sx };
+    let q_end = if ix0 >= w { 0 } else { (w - ix0 + sx - 1) / sx };
+    let q_end = (q_end.max(0) as usize).min(run);
+    ((q_start as usize).min(q_end), q_end)
+}
+
 /// Fills `col` (K × len, row-major) with the receptive fields of output pixels `t0..t0+len`
 /// of one image `x` (C × H × W).
 fn im2col_tile(x: &[f32], g: &Geometry, t0: usize, len: usize, col: &mut [f32]) {
@@ -95,16 +106,21 @@ fn im2col_tile(x: &[f32], g: &Geometry, t0: usize, len: usize, col: &mut [f32]) 
                 return;
             };
             let src = &plane[iy * g.w..(iy + 1) * g.w];
-            if sx == 1 && ix0 >= 0 && ix0 as usize + run <= g.w {
-                out.copy_from_slice(&src[ix0 as usize..ix0 as usize + run]);
+            let (q0, q1) = valid_span(ix0, run, sx, g.w);
+            out[..q0].fill(0.0);
+            out[q1..].fill(0.0);
+            if q0 == q1 {
+                return;
+            }
+            let first = (ix0 + q0 as isize * sx) as usize;
+            if sx == 1 {
+                out[q0..q1].copy_from_slice(&src[first..first + q1 - q0]);
             } else {
-                for (q, o) in out.iter_mut().enumerate() {
-                    let ix = ix0 + q as isize * sx;
-                    *o = if ix >= 0 && (ix as usize) < g.w {
-                        src[ix as usize]
-                    } else {
-                        0.0
-                    };
+                for (o, s) in out[q0..q1]
+                    .iter_mut()
+                    .zip(src[first..].iter().step_by(sx as usize))
+                {
+                    *o = *s;
                 }
             }
         });
@@ -120,11 +136,17 @@ fn col2im_tile_add(col: &[f32], g: &Geometry, t0: usize, len: usize, dx: &mut [f
         g.for_each_run(t0, len, ky, kx, |j, run, row, ix0| {
             let Some(iy) = row else { return };
             let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-            for (q, &v) in src[j..j + run].iter().enumerate() {
-                let ix = ix0 + q as isize * sx;
-                if ix >= 0 && (ix as usize) < g.w {
-                    dst[ix as usize] += v;
-                }
+            let (q0, q1) = valid_span(ix0, run, sx, g.w);
+            if q0 == q1 {
+                return;
+            }
+            let first = (ix0 + q0 as isize * sx) as usize;
+            for (d, &v) in dst[first..]
+                .iter_mut()
+                .step_by(sx as usize)
+                .zip(&src[j + q0..j + q1])
+            {
+                *d += v;
             }
         });
     }
