@@ -25,11 +25,17 @@ fn conv(cr: &mut Criterion) {
             let flops = 2 * c * c * 9 * (s - 2) * (s - 2) * if backward { 3 } else { 1 };
             group.throughput(Throughput::Elements(flops as u64));
             if c >= 128 {
-                group.sample_size(10).measurement_time(Duration::from_secs(8));
+                group
+                    .sample_size(10)
+                    .measurement_time(Duration::from_secs(8));
             }
             group.bench_function(BenchmarkId::from_parameter(format!("c{c}_{s}x{s}")), |b| {
                 if backward {
-                    let (xv, wv, gv) = (Var::param(x.clone()), Var::param(w.clone()), Var::constant(g.clone()));
+                    let (xv, wv, gv) = (
+                        Var::param(x.clone()),
+                        Var::param(w.clone()),
+                        Var::constant(g.clone()),
+                    );
                     b.iter(|| {
                         let y = xv.conv2d(&wv, None, p).unwrap();
                         grad(&[&y], &[&xv, &wv], Some(&[gv.clone()]), false).unwrap()
@@ -50,7 +56,9 @@ fn matmul(cr: &mut Criterion) {
     let b = Tensor::randn([n, n], 0.0, 1.0, &mut rng, Device::Cpu).unwrap();
     let mut group = cr.benchmark_group("matmul");
     group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
-    group.bench_function(BenchmarkId::from_parameter("1024"), |bch| bch.iter(|| a.matmul(&b).unwrap()));
+    group.bench_function(BenchmarkId::from_parameter("1024"), |bch| {
+        bch.iter(|| a.matmul(&b).unwrap())
+    });
     group.finish();
 }
 

@@ -27,12 +27,19 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
     eprintln!("+ {program} {}", args.join(" "));
-    let status = Command::new(program).args(args).current_dir(root()).status().map_err(|e| format!("{program}: {e}"))?;
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{program}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -41,7 +48,10 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
-    let has_rustfmt = Command::new("cargo").args(["fmt", "--version"]).output().is_ok_and(|o| o.status.success());
+    let has_rustfmt = Command::new("cargo")
+        .args(["fmt", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if has_rustfmt {
         run("cargo", &["fmt", "--all", "--", "--check"])?;
     } else {
@@ -58,14 +68,21 @@ fn criterion_means() -> Result<BTreeMap<String, f64>, String> {
     let base = root().join("target/criterion");
     let mut stack = vec![base.clone()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else if p.ends_with("new/estimates.json") {
-                let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                let id = p.parent().and_then(Path::parent).and_then(|d| d.strip_prefix(&base).ok()).map(|d| d.display().to_string());
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let id = p
+                    .parent()
+                    .and_then(Path::parent)
+                    .and_then(|d| d.strip_prefix(&base).ok())
+                    .map(|d| d.display().to_string());
                 if let (Some(id), Some(ns)) = (id, mean_point_estimate(&text)) {
                     out.insert(id, ns / 1e6);
                 }
@@ -79,7 +96,11 @@ fn criterion_means() -> Result<BTreeMap<String, f64>, String> {
 fn mean_point_estimate(json: &str) -> Option<f64> {
     let after = &json[json.find("\"mean\"")?..];
     let after = &after[after.find("\"point_estimate\"")? + "\"point_estimate\"".len()..];
-    let num: String = after.trim_start_matches([' ', ':']).chars().take_while(|c| c.is_ascii_digit() || ".eE+-".contains(*c)).collect();
+    let num: String = after
+        .trim_start_matches([' ', ':'])
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || ".eE+-".contains(*c))
+        .collect();
     num.parse().ok()
 }
 
@@ -91,9 +112,14 @@ fn torch_times(python: &str, quick: bool) -> Result<BTreeMap<String, f64>, Strin
         cmd.arg("--quick");
     }
     eprintln!("+ {python} benches/torch_bench.py");
-    let out = cmd.output().map_err(|e| format!("{python}: {e} (set TESSERA_TORCH_PYTHON to a python with torch)"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{python}: {e} (set TESSERA_TORCH_PYTHON to a python with torch)"))?;
     if !out.status.success() {
-        return Err(format!("torch_bench.py failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "torch_bench.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
