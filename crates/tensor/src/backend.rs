@@ -105,9 +105,13 @@ impl Conv2dParams {
     pub fn output_hw(&self, hw: [usize; 2], khw: [usize; 2]) -> Option<[usize; 2]> {
         let mut out = [0; 2];
         for i in 0..2 {
+            // Checked before `khw[i] - 1` is formed: a zero-sized kernel must not underflow.
+            if khw[i] == 0 || self.stride[i] == 0 || self.dilation[i] == 0 {
+                return None;
+            }
             let span = self.dilation[i] * (khw[i] - 1) + 1;
             let padded = hw[i] + 2 * self.padding[i];
-            if khw[i] == 0 || self.stride[i] == 0 || self.dilation[i] == 0 || padded < span {
+            if padded < span {
                 return None;
             }
             out[i] = (padded - span) / self.stride[i] + 1;
