@@ -111,8 +111,10 @@ fn binary_ref(a: &Tensor, b: &Tensor, out: &[usize], f: impl Fn(f32, f32) -> f32
         .collect()
 }
 
-fn binary_cases() -> Vec<(BinaryOp, fn(f32, f32) -> f32)> {
-    let mut v: Vec<(BinaryOp, fn(f32, f32) -> f32)> = vec![
+type Scalar2 = fn(f32, f32) -> f32;
+
+fn binary_cases() -> Vec<(BinaryOp, Scalar2)> {
+    let mut v: Vec<(BinaryOp, Scalar2)> = vec![
         (BinaryOp::Add, |a, b| a + b),
         (BinaryOp::Sub, |a, b| a - b),
         (BinaryOp::Mul, |a, b| a * b),

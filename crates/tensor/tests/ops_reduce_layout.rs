@@ -144,9 +144,9 @@ fn matmul_ref(
 
 fn check_matmul(a: &Tensor, b: &Tensor) -> Result<(), TestCaseError> {
     let got = a.matmul(b).unwrap();
-    let (batch, m, k) = match a.dims() {
-        &[m, k] => (1, m, k),
-        &[bt, m, k] => (bt, m, k),
+    let (batch, m, k) = match *a.dims() {
+        [m, k] => (1, m, k),
+        [bt, m, k] => (bt, m, k),
         _ => unreachable!(),
     };
     let n = *b.dims().last().unwrap();
