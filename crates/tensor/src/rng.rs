@@ -19,7 +19,15 @@ impl Rng {
     /// Uniform on [lo, hi).
     pub fn uniform_vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n)
-            .map(|_| lo + (hi - lo) * self.0.random::<f32>())
+            .map(|_| {
+                let v = lo + (hi - lo) * self.0.random::<f32>();
+                // Rounding can land on `hi` when |lo| ≫ hi − lo; keep the range half-open.
+                if v < hi {
+                    v
+                } else {
+                    lo
+                }
+            })
             .collect()
     }
     pub fn next_u64(&mut self) -> u64 {

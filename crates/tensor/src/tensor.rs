@@ -503,11 +503,17 @@ impl Tensor {
     /// `len` entries of `axis` from `start`.
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor> {
         self.shape.axis("narrow", axis)?;
-        if start + len > self.dims()[axis] {
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.dims()[axis])
+        {
             return Err(Error::invalid(
                 "narrow",
                 &self.shape,
-                format!("range {start}..{} exceeds axis {axis}", start + len),
+                format!(
+                    "range {start}..{} exceeds axis {axis}",
+                    start.saturating_add(len)
+                ),
             ));
         }
         if len == self.dims()[axis] {
@@ -538,7 +544,16 @@ impl Tensor {
             return Ok(self.clone());
         }
         let mut dims = self.dims().to_vec();
-        dims[axis] += before + after;
+        dims[axis] = before
+            .checked_add(after)
+            .and_then(|p| p.checked_add(dims[axis]))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "pad_axis",
+                    &self.shape,
+                    format!("padding {before} + {after} overflows"),
+                )
+            })?;
         Ok(Tensor::wrap(
             on_storage!(&*self.storage, |s| s.pad_axis(
                 &self.shape,

@@ -388,3 +388,26 @@ fn spatial_errors() {
         &[&[1, 1, 0, 2]],
     );
 }
+
+#[test]
+fn absurd_ranges_are_errors_not_overflows() {
+    let t = Tensor::zeros([2, 3], Device::Cpu).unwrap();
+    assert!(matches!(
+        t.narrow(1, usize::MAX, 2),
+        Err(Error::InvalidArgument { op: "narrow", .. })
+    ));
+    assert!(matches!(
+        t.pad_axis(0, usize::MAX, 1),
+        Err(Error::InvalidArgument { op: "pad_axis", .. })
+    ));
+}
+
+#[test]
+fn uniform_stays_below_hi_when_the_range_is_tiny_against_lo() {
+    let mut rng = Rng::seed(3);
+    let v = Tensor::rand_uniform([4096], 1e6, 1e6 + 0.125, &mut rng, Device::Cpu)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert!(v.iter().all(|&x| (1e6..1e6 + 0.125).contains(&x)));
+}
