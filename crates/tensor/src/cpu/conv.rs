@@ -4,7 +4,7 @@
 //! one column per output pixel) is built in a thread-local buffer sized to stay in L2, then one
 //! GEMM per tile runs on the rayon thread that built it. Tiles, not images, are the unit of
 //! parallel work, so a batch of one (SinGAN) still uses every core.
-use super::gemm_f32;
+use super::{conv_shifted, gemm_f32};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -52,103 +52,104 @@ impl Geometry {
         fit.min(per_thread)
     }
 
-    /// Visits, for column row `r` = (ci, ky, kx) and tile pixels `t0..t0+len`, each run of
-    /// consecutive output pixels on one output row as (offset in tile, run length, input row or
-    /// None when it falls in the padding, input column of the run's first pixel).
-    #[inline]
-    fn for_each_run(
-        &self,
-        t0: usize,
-        len: usize,
-        ky: usize,
-        kx: usize,
-        mut f: impl FnMut(usize, usize, Option<usize>, isize),
-    ) {
-        let [sy, sx] = self.p.stride;
-        let [py, px] = self.p.padding;
-        let [dy, dx] = self.p.dilation;
+    /// The runs of consecutive output pixels on one output row that make up tile pixels
+    /// `t0..t0+len`, as (offset in tile, length, output row, first output column). Computed
+    /// once per tile and shared by all K column rows.
+    fn runs(&self, t0: usize, len: usize) -> Vec<Run> {
+        let mut runs = Vec::with_capacity(len / self.wo + 2);
         let (mut j, mut pix) = (0, t0);
         while j < len {
-            let (oy, ox) = (pix / self.wo, pix % self.wo);
-            let run = (self.wo - ox).min(len - j);
-            let iy = (oy * sy + ky * dy) as isize - py as isize;
-            let row = (iy >= 0 && (iy as usize) < self.h).then_some(iy as usize);
-            let ix0 = (ox * sx + kx * dx) as isize - px as isize;
-            f(j, run, row, ix0);
-            j += run;
-            pix += run;
+            let (oy, ox0) = (pix / self.wo, pix % self.wo);
+            let n = (self.wo - ox0).min(len - j);
+            runs.push(Run { j, n, oy, ox0 });
+            j += n;
+            pix += n;
         }
+        runs
+    }
+
+    /// For column row (ky, kx) and a run: the input row (None in the padding), and the part
+    /// `q0..q1` of the run whose input columns `first + (q − q0)·sx` lie inside the image.
+    #[inline(always)]
+    fn locate(&self, run: &Run, ky: usize, kx: usize) -> Option<(usize, usize, usize, usize)> {
+        let [sy, sx] = self.p.stride;
+        let iy = (run.oy * sy + ky * self.p.dilation[0]) as isize - self.p.padding[0] as isize;
+        if iy < 0 || iy as usize >= self.h {
+            return None;
+        }
+        let ix0 = (run.ox0 * sx + kx * self.p.dilation[1]) as isize - self.p.padding[1] as isize;
+        let (w, n) = (self.w as isize, run.n as isize);
+        let (q0, q1) = if sx == 1 {
+            let q0 = (-ix0).clamp(0, n);
+            (q0, (w - ix0).clamp(q0, n))
+        } else {
+            let sx = sx as isize;
+            let q0 = if ix0 >= 0 { 0 } else { (-ix0 + sx - 1) / sx }.min(n);
+            let q1 = if ix0 >= w { 0 } else { (w - ix0 + sx - 1) / sx }.clamp(q0, n);
+            (q0, q1)
+        };
+        // An empty span has no first column inside the image; 0 keeps slicing in bounds.
+        let first = if q1 > q0 {
+            (ix0 + q0 * sx as isize) as usize
+        } else {
+            0
+        };
+        Some((iy as usize, q0 as usize, q1 as usize, first))
     }
 }
 
-/// The part `q_start..q_end` of a run of `run` pixels, starting at input column `ix0` and
-/// stepping by `sx`, whose input columns lie inside `0..w`.
-#[inline]
-fn valid_span(ix0: isize, run: usize, sx: isize, w: usize) -> (usize, usize) {
-    let w = w as isize;
-    let q_start = if ix0 >= 0 { 0 } else { (-ix0 + sx - 1) / sx };
-    let q_end = if ix0 >= w { 0 } else { (w - ix0 + sx - 1) / sx };
-    let q_end = (q_end.max(0) as usize).min(run);
-    ((q_start as usize).min(q_end), q_end)
+/// Consecutive output pixels of one output row inside a tile.
+struct Run {
+    j: usize,
+    n: usize,
+    oy: usize,
+    ox0: usize,
 }
 
 /// Fills `col` (K × len, row-major) with the receptive fields of output pixels `t0..t0+len`
 /// of one image `x` (C × H × W).
 fn im2col_tile(x: &[f32], g: &Geometry, t0: usize, len: usize, col: &mut [f32]) {
-    let sx = g.p.stride[1] as isize;
+    let sx = g.p.stride[1];
+    let runs = g.runs(t0, len);
     for (r, dst) in col.chunks_exact_mut(len).enumerate() {
         let (ci, ky, kx) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
         let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        g.for_each_run(t0, len, ky, kx, |j, run, row, ix0| {
-            let out = &mut dst[j..j + run];
-            let Some(iy) = row else {
+        for run in &runs {
+            let out = &mut dst[run.j..run.j + run.n];
+            let Some((iy, q0, q1, first)) = g.locate(run, ky, kx) else {
                 out.fill(0.0);
-                return;
+                continue;
             };
-            let src = &plane[iy * g.w..(iy + 1) * g.w];
-            let (q0, q1) = valid_span(ix0, run, sx, g.w);
             out[..q0].fill(0.0);
             out[q1..].fill(0.0);
-            if q0 == q1 {
-                return;
-            }
-            let first = (ix0 + q0 as isize * sx) as usize;
+            let src = &plane[iy * g.w + first..(iy + 1) * g.w];
             if sx == 1 {
-                out[q0..q1].copy_from_slice(&src[first..first + q1 - q0]);
+                out[q0..q1].copy_from_slice(&src[..q1 - q0]);
             } else {
-                for (o, s) in out[q0..q1]
-                    .iter_mut()
-                    .zip(src[first..].iter().step_by(sx as usize))
-                {
+                for (o, s) in out[q0..q1].iter_mut().zip(src.iter().step_by(sx)) {
                     *o = *s;
                 }
             }
-        });
+        }
     }
 }
 
 /// The adjoint of `im2col_tile`: adds each column entry back into its input pixel of `dx`.
 fn col2im_tile_add(col: &[f32], g: &Geometry, t0: usize, len: usize, dx: &mut [f32]) {
-    let sx = g.p.stride[1] as isize;
+    let sx = g.p.stride[1];
+    let runs = g.runs(t0, len);
     for (r, src) in col.chunks_exact(len).enumerate() {
         let (ci, ky, kx) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
         let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        g.for_each_run(t0, len, ky, kx, |j, run, row, ix0| {
-            let Some(iy) = row else { return };
-            let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-            let (q0, q1) = valid_span(ix0, run, sx, g.w);
-            if q0 == q1 {
-                return;
-            }
-            let first = (ix0 + q0 as isize * sx) as usize;
-            for (d, &v) in dst[first..]
-                .iter_mut()
-                .step_by(sx as usize)
-                .zip(&src[j + q0..j + q1])
-            {
+        for run in &runs {
+            let Some((iy, q0, q1, first)) = g.locate(run, ky, kx) else {
+                continue;
+            };
+            let dst = &mut plane[iy * g.w + first..(iy + 1) * g.w];
+            for (d, &v) in dst.iter_mut().step_by(sx).zip(&src[run.j + q0..run.j + q1]) {
                 *d += v;
             }
-        });
+        }
     }
 }
 
@@ -157,7 +158,7 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         if s.len() < len {
@@ -169,12 +170,12 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// A pointer shared by rayon tasks that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(super) struct SharedMut(pub(super) *mut f32);
 // SAFETY: only used where every task writes a disjoint set of elements (documented at each use).
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 impl SharedMut {
-    fn at(self, offset: usize) -> *mut f32 {
+    pub(super) fn at(self, offset: usize) -> *mut f32 {
         // SAFETY: callers pass offsets inside the allocation.
         unsafe { self.0.add(offset) }
     }
@@ -187,6 +188,9 @@ pub fn conv2d(
     [co, _, kh, kw]: [usize; 4],
     p: Conv2dParams,
 ) -> Vec<f32> {
+    if p.stride == [1, 1] {
+        return conv_shifted::conv2d(x, [n, c, h, w], wt, [co, c, kh, kw], p);
+    }
     let g = Geometry::new(c, [h, w], [kh, kw], p);
     let (k, pix, tile) = (g.k(), g.pixels(), g.tile());
     let ntiles = pix.div_ceil(tile);
@@ -197,23 +201,23 @@ pub fn conv2d(
         let len = tile.min(pix - t0);
         with_scratch(k * len, |col| {
             im2col_tile(&x[img * c * h * w..(img + 1) * c * h * w], &g, t0, len, col);
-            // SAFETY: out[img] is co × pix row-major; this task writes only its columns t0..t0+len.
-            // wt is co × k, col is k × len.
+            // SAFETY: computes out[img][:, t0..t0+len]ᵀ (len × co, strides (1, pix)), columns only
+            // this task writes, as colᵀ (len × k, strides (1, len)) times wtᵀ (k × co, strides (1, k)).
             unsafe {
                 gemm_f32(
-                    co,
                     len,
+                    co,
                     k,
                     dst.at(img * co * pix + t0),
+                    1,
                     pix as isize,
-                    1,
                     false,
-                    wt.as_ptr(),
-                    k as isize,
-                    1,
                     col.as_ptr(),
-                    len as isize,
                     1,
+                    len as isize,
+                    wt.as_ptr(),
+                    1,
+                    k as isize,
                     false,
                 )
             }
@@ -230,6 +234,9 @@ pub fn conv2d_weight_grad(
     [kh, kw]: [usize; 2],
     p: Conv2dParams,
 ) -> Vec<f32> {
+    if p.stride == [1, 1] {
+        return conv_shifted::conv2d_weight_grad(x, [n, c, h, w], gout, [n, co, 0, 0], [kh, kw], p);
+    }
     let g = Geometry::new(c, [h, w], [kh, kw], p);
     let (k, pix, tile) = (g.k(), g.pixels(), g.tile());
     let ntiles = pix.div_ceil(tile);
@@ -242,23 +249,24 @@ pub fn conv2d_weight_grad(
                 let len = tile.min(pix - t0);
                 with_scratch(k * len, |col| {
                     im2col_tile(&x[img * c * h * w..(img + 1) * c * h * w], &g, t0, len, col);
-                    // SAFETY: acc is co × k (owned by this fold); the output-gradient tile is co × len
-                    // with row stride pix; colᵀ is len × k read through strides (1, len).
+                    // SAFETY: computes accᵀ (k × co, strides (1, k); acc is owned by this fold) +=
+                    // col (k × len, strides (len, 1)) times the output-gradient tileᵀ (len × co,
+                    // strides (1, pix)).
                     unsafe {
                         gemm_f32(
-                            co,
                             k,
+                            co,
                             len,
                             acc.as_mut_ptr(),
+                            1,
                             k as isize,
-                            1,
                             true,
-                            gout[img * co * pix + t0..].as_ptr(),
-                            pix as isize,
-                            1,
                             col.as_ptr(),
-                            1,
                             len as isize,
+                            1,
+                            gout[img * co * pix + t0..].as_ptr(),
+                            1,
+                            pix as isize,
                             false,
                         )
                     }
