@@ -158,7 +158,7 @@ pub fn conv2d_weight_grad(
     let g = Wide::new(x, shape, [kh, kw], p, co);
     let (c, plane, out_pix, ntiles) = (g.c, g.plane, g.ho * g.wo, g.tiles());
     let wlen = co * c * kh * kw;
-    (0..n * ntiles)
+    let by_position = (0..n * ntiles)
         .into_par_iter()
         .fold(
             || vec![0f32; wlen],
@@ -178,16 +178,16 @@ pub fn conv2d_weight_grad(
                         for kx in 0..kw {
                             let src = &g.xp[img * c * plane + q0 + g.offset(ky, kx)..];
                             // SAFETY: gw is co × len row-major; the input view (len × c, strides
-                            // (1, plane)) is in bounds as in `conv2d`; the destination is
-                            // acc[:, :, ky, kx], co × c with strides (c·kh·kw, kh·kw), owned by this fold.
+                            // (1, plane)) is in bounds as in `conv2d`; the destination is the
+                            // contiguous co × c block of kernel position (ky, kx) in this fold's acc.
                             unsafe {
                                 gemm_f32(
                                     co,
                                     c,
                                     len,
-                                    acc[ky * kw + kx..].as_mut_ptr(),
-                                    (c * kh * kw) as isize,
-                                    (kh * kw) as isize,
+                                    acc[(ky * kw + kx) * co * c..].as_mut_ptr(),
+                                    c as isize,
+                                    1,
                                     true,
                                     gw.as_ptr(),
                                     len as isize,
@@ -210,5 +210,13 @@ pub fn conv2d_weight_grad(
                 a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
                 a
             },
-        )
+        );
+    // Accumulated as [kh·kw][co][c] so each GEMM writes a contiguous block; reorder to [co][c][kh][kw].
+    let mut out = vec![0f32; wlen];
+    for (pos, block) in by_position.chunks_exact(co * c).enumerate() {
+        for (oc, &v) in block.iter().enumerate() {
+            out[oc * kh * kw + pos] = v;
+        }
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! Per-plane spatial kernels and their adjoints: pad2d, avg_pool2d, nearest and bilinear
 //! resizing. Each runs in parallel over the N·C planes; an adjoint scatters what its forward
 //! gathered, so each pair is exactly transposed.
+use super::PAR_MIN;
 use crate::backend::{Interpolation, PadMode, Pool2dParams};
 use rayon::prelude::*;
 
@@ -14,6 +15,12 @@ fn per_plane(
 ) -> Vec<f32> {
     let mut out = vec![0f32; planes * out_len];
     if out_len == 0 {
+        return out;
+    }
+    if out.len() + x.len() < PAR_MIN {
+        out.chunks_mut(out_len)
+            .zip(x.chunks(in_len.max(1)))
+            .for_each(|(o, i)| f(i, o));
         return out;
     }
     out.par_chunks_mut(out_len)
@@ -55,8 +62,17 @@ pub fn pad2d(
     per_plane(x, h * w, ys.len() * xs.len(), n * c, |src, dst| {
         for (row, sy) in dst.chunks_exact_mut(xs.len()).zip(&ys) {
             if let Some(sy) = sy {
-                for (o, sx) in row.iter_mut().zip(&xs) {
-                    *o = sx.map_or(0.0, |sx| src[sy * w + sx]);
+                let line = &src[sy * w..(sy + 1) * w];
+                // The interior is a straight copy; only the l + r edge entries need the map.
+                let (left, rest) = row.split_at_mut(l);
+                let (middle, right) = rest.split_at_mut(w);
+                middle.copy_from_slice(line);
+                for (o, sx) in left
+                    .iter_mut()
+                    .chain(right)
+                    .zip(xs[..l].iter().chain(&xs[l + w..]))
+                {
+                    *o = sx.map_or(0.0, |sx| line[sx]);
                 }
             }
         }
