@@ -1,9 +1,10 @@
 """Times with PyTorch the work of benches/benches/ops.rs, on this machine, with 2 threads.
 
-Prints one line per benchmark: "<group>/<id> <mean ms>", the ids matching criterion's, for
+Prints one line per benchmark: "<group>/<id> <min ms> <median ms>", the ids matching criterion's, for
 `cargo xtask bench` to pair with tessera's times. Run with a python that has torch
 (e.g. `pip install torch` in a venv outside the repo; set TESSERA_TORCH_PYTHON to it).
 """
+import statistics
 import sys
 import time
 
@@ -16,15 +17,19 @@ QUICK = "--quick" in sys.argv
 
 
 def timeit(fn, min_time=0.5 if QUICK else 3.0, warmup=3):
+    """(min, median) wall time in ms of one call; see xtask's bench for why both."""
     for _ in range(warmup):
         fn()
-    n, start = 0, time.perf_counter()
-    while True:
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < min_time or len(times) < 5:
+        t0 = time.perf_counter()
         fn()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time and n >= 5:
-            return elapsed / n * 1e3
+        times.append(time.perf_counter() - t0)
+    return min(times) * 1e3, statistics.median(times) * 1e3
+
+
+def report(name, times):
+    print(f"{name} {times[0]:.4f} {times[1]:.4f}", flush=True)
 
 
 def main():
@@ -34,16 +39,16 @@ def main():
         w = torch.randn(c, c, 3, 3) * 0.05
         g = torch.randn(1, c, s - 2, s - 2)
         with torch.no_grad():
-            print(f"conv2d_fwd/c{c}_{s}x{s} {timeit(lambda: F.conv2d(x, w)):.4f}")
+            report(f"conv2d_fwd/c{c}_{s}x{s}", timeit(lambda: F.conv2d(x, w)))
         xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
 
         def fwd_bwd():
             y = F.conv2d(xr, wr)
             return torch.autograd.grad(y, (xr, wr), g)
 
-        print(f"conv2d_fwd_bwd/c{c}_{s}x{s} {timeit(fwd_bwd):.4f}")
+        report(f"conv2d_fwd_bwd/c{c}_{s}x{s}", timeit(fwd_bwd))
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    print(f"matmul/1024 {timeit(lambda: a @ b):.4f}")
+    report("matmul/1024", timeit(lambda: a @ b))
 
 
 if __name__ == "__main__":

@@ -62,8 +62,10 @@ fn ci() -> Result<(), String> {
     run("cargo", &["test", "--workspace", "--doc"])
 }
 
-/// Mean time in ms of each criterion benchmark under target/criterion, keyed by "group/id".
-fn criterion_means() -> Result<BTreeMap<String, f64>, String> {
+/// (min, median) time in ms per iteration of each criterion benchmark under target/criterion,
+/// keyed by "group/id", from the raw samples. Both are reported: this machine is a VM whose
+/// neighbours add long stalls, so the median drifts between runs while the minimum is stable.
+fn criterion_times() -> Result<BTreeMap<String, (f64, f64)>, String> {
     let mut out = BTreeMap::new();
     let base = root().join("target/criterion");
     let mut stack = vec![base.clone()];
@@ -75,7 +77,7 @@ fn criterion_means() -> Result<BTreeMap<String, f64>, String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.ends_with("new/estimates.json") {
+            } else if p.ends_with("new/sample.json") {
                 let text =
                     std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                 let id = p
@@ -83,8 +85,12 @@ fn criterion_means() -> Result<BTreeMap<String, f64>, String> {
                     .and_then(Path::parent)
                     .and_then(|d| d.strip_prefix(&base).ok())
                     .map(|d| d.display().to_string());
-                if let (Some(id), Some(ns)) = (id, mean_point_estimate(&text)) {
-                    out.insert(id, ns / 1e6);
+                let (iters, times) = (number_array(&text, "iters"), number_array(&text, "times"));
+                let mut per_iter: Vec<f64> =
+                    iters.iter().zip(&times).map(|(n, t)| t / n / 1e6).collect();
+                per_iter.sort_by(f64::total_cmp);
+                if let (Some(id), Some(&min)) = (id, per_iter.first()) {
+                    out.insert(id, (min, per_iter[per_iter.len() / 2]));
                 }
             }
         }
@@ -92,20 +98,23 @@ fn criterion_means() -> Result<BTreeMap<String, f64>, String> {
     Ok(out)
 }
 
-/// The `mean.point_estimate` of a criterion estimates.json, read without a JSON dependency.
-fn mean_point_estimate(json: &str) -> Option<f64> {
-    let after = &json[json.find("\"mean\"")?..];
-    let after = &after[after.find("\"point_estimate\"")? + "\"point_estimate\"".len()..];
-    let num: String = after
-        .trim_start_matches([' ', ':'])
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || ".eE+-".contains(*c))
-        .collect();
-    num.parse().ok()
+/// The numbers of the JSON array under `key`, read without a JSON dependency.
+fn number_array(json: &str, key: &str) -> Vec<f64> {
+    let Some(start) = json.find(&format!("\"{key}\"")) else {
+        return Vec::new();
+    };
+    let rest = &json[start..];
+    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
+        return Vec::new();
+    };
+    rest[open + 1..close]
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
 }
 
-/// Lines "id ms" printed by the PyTorch script.
-fn torch_times(python: &str, quick: bool) -> Result<BTreeMap<String, f64>, String> {
+/// Lines "id min_ms median_ms" printed by the PyTorch script.
+fn torch_times(python: &str, quick: bool) -> Result<BTreeMap<String, (f64, f64)>, String> {
     let mut cmd = Command::new(python);
     cmd.arg(root().join("benches/torch_bench.py"));
     if quick {
@@ -125,7 +134,10 @@ fn torch_times(python: &str, quick: bool) -> Result<BTreeMap<String, f64>, Strin
         .lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+            Some((
+                it.next()?.to_string(),
+                (it.next()?.parse().ok()?, it.next()?.parse().ok()?),
+            ))
         })
         .collect())
 }
@@ -136,15 +148,21 @@ fn bench(quick: bool) -> Result<(), String> {
         args.extend(["--", "--quick"]);
     }
     run("cargo", &args)?;
-    let ours = criterion_means()?;
+    let ours = criterion_times()?;
     let python = std::env::var("TESSERA_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let torch = torch_times(&python, quick)?;
-    println!("| benchmark | tessera (ms) | PyTorch (ms) | ratio tessera/PyTorch |");
-    println!("|---|---:|---:|---:|");
-    for (id, t) in &torch {
+    println!("| benchmark | tessera min / median (ms) | PyTorch min / median (ms) | ratio of mins | ratio of medians |");
+    println!("|---|---:|---:|---:|---:|");
+    for (id, (tmin, tmed)) in &torch {
         match ours.get(id) {
-            Some(o) => println!("| {id} | {o:.3} | {t:.3} | {:.2} |", o / t),
-            None => println!("| {id} | (not run) | {t:.3} | |"),
+            Some((omin, omed)) => {
+                println!(
+                    "| {id} | {omin:.3} / {omed:.3} | {tmin:.3} / {tmed:.3} | {:.2} | {:.2} |",
+                    omin / tmin,
+                    omed / tmed
+                )
+            }
+            None => println!("| {id} | (not run) | {tmin:.3} / {tmed:.3} | | |"),
         }
     }
     Ok(())
