@@ -47,9 +47,11 @@ impl Geometry {
     /// Output pixels per tile: the column tile fills about 1 MiB, and one image yields at least
     /// one tile per thread.
     fn tile(&self) -> usize {
-        let fit = ((1usize << 18) / self.k().max(1)).clamp(64, 4096);
-        let per_thread = self.pixels().div_ceil(rayon::current_num_threads()).max(16);
-        fit.min(per_thread)
+        balanced_tile(
+            self.pixels(),
+            ((1usize << 18) / self.k().max(1)).clamp(64, 4096),
+            16,
+        )
     }
 
     /// The runs of consecutive output pixels on one output row that make up tile pixels
@@ -96,6 +98,15 @@ impl Geometry {
         };
         Some((iy as usize, q0 as usize, q1 as usize, first))
     }
+}
+
+/// Pixels per tile: at most `fit`, at least `min`, and a tile count that is a multiple of the
+/// thread count, so one image keeps every core busy to the end (3 tiles on 2 cores would leave
+/// one idle for a third of the time).
+pub(super) fn balanced_tile(pixels: usize, fit: usize, min: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let tiles = pixels.div_ceil(fit.max(1)).div_ceil(threads) * threads;
+    pixels.div_ceil(tiles).max(min)
 }
 
 /// Consecutive output pixels of one output row inside a tile.

@@ -6,7 +6,7 @@
 //! is simply q + ky·dy·wp + kx·dx, so each kernel position's input matrix [C × pixels] is a
 //! strided view of the input itself. The wp − wo extra columns of each row are computed and
 //! dropped (≈1–6 % extra work at SinGAN's sizes); im2col's 9× copy of the input disappears.
-use super::conv::{with_scratch, SharedMut};
+use super::conv::{balanced_tile, with_scratch, SharedMut};
 use super::gemm_f32;
 use super::resample::pad2d;
 use crate::backend::{Conv2dParams, PadMode};
@@ -48,8 +48,11 @@ impl<'a> Wide<'a> {
             .output_hw([h, w], [kh, kw])
             .expect("conv geometry checked by Tensor");
         let pixels = (ho - 1) * wp + wo;
-        let fit = ((1usize << 17) / tile_channels.max(1)).clamp(256, 8192);
-        let per_thread = pixels.div_ceil(rayon::current_num_threads()).max(64);
+        let tile = balanced_tile(
+            pixels,
+            ((1usize << 17) / tile_channels.max(1)).clamp(256, 8192),
+            64,
+        );
         Wide {
             xp,
             c,
@@ -58,7 +61,7 @@ impl<'a> Wide<'a> {
             ho,
             wo,
             pixels,
-            tile: fit.min(per_thread),
+            tile,
             dilation: p.dilation,
         }
     }
