@@ -23,25 +23,22 @@ impl Var {
                 .broadcast_to(x.shape().clone())
         }))
     }
-    pub fn mean(&self, axes: &[usize], keepdim: bool) -> Result<Var> {
+    /// How many elements each output of a reduction over `axes` combines (duplicates ignored).
+    fn reduced_count(&self, axes: &[usize]) -> usize {
         let mut uniq = axes.to_vec();
         uniq.sort_unstable();
         uniq.dedup();
-        let n: usize = uniq
-            .iter()
+        uniq.iter()
             .map(|&a| self.dims().get(a).copied().unwrap_or(1))
-            .product();
+            .product()
+    }
+    pub fn mean(&self, axes: &[usize], keepdim: bool) -> Result<Var> {
+        let n = self.reduced_count(axes);
         self.sum(axes, keepdim)?.mul_scalar(1.0 / n.max(1) as f32)
     }
     /// Variance over `axes`, composed from differentiable ops (so twice differentiable).
     pub fn var(&self, axes: &[usize], unbiased: bool, keepdim: bool) -> Result<Var> {
-        let mut uniq = axes.to_vec();
-        uniq.sort_unstable();
-        uniq.dedup();
-        let n: usize = uniq
-            .iter()
-            .map(|&a| self.dims().get(a).copied().unwrap_or(1))
-            .product();
+        let n = self.reduced_count(axes);
         let centred = self.sub(&self.mean(axes, true)?)?;
         let denom = if unbiased { n as f32 - 1.0 } else { n as f32 };
         centred.sqr()?.sum(axes, keepdim)?.mul_scalar(1.0 / denom)

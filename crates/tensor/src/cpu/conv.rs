@@ -179,6 +179,31 @@ pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     })
 }
 
+/// Runs `tasks` in parallel, each adding into a zeroed accumulator of `len` floats private to
+/// its rayon job, and returns the sum of the accumulators (how weight gradients reduce over tiles).
+pub(super) fn sum_over_tasks(
+    tasks: usize,
+    len: usize,
+    add: impl Fn(&mut [f32], usize) + Sync,
+) -> Vec<f32> {
+    (0..tasks)
+        .into_par_iter()
+        .fold(
+            || vec![0f32; len],
+            |mut acc, task| {
+                add(&mut acc, task);
+                acc
+            },
+        )
+        .reduce(
+            || vec![0f32; len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}
+
 /// A pointer shared by rayon tasks that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 pub(super) struct SharedMut(pub(super) *mut f32);
@@ -251,47 +276,34 @@ pub fn conv2d_weight_grad(
     let g = Geometry::new(c, [h, w], [kh, kw], p);
     let (k, pix, tile) = (g.k(), g.pixels(), g.tile());
     let ntiles = pix.div_ceil(tile);
-    (0..n * ntiles)
-        .into_par_iter()
-        .fold(
-            || vec![0f32; co * k],
-            |mut acc, task| {
-                let (img, t0) = (task / ntiles, (task % ntiles) * tile);
-                let len = tile.min(pix - t0);
-                with_scratch(k * len, |col| {
-                    im2col_tile(&x[img * c * h * w..(img + 1) * c * h * w], &g, t0, len, col);
-                    // SAFETY: computes accᵀ (k × co, strides (1, k); acc is owned by this fold) +=
-                    // col (k × len, strides (len, 1)) times the output-gradient tileᵀ (len × co,
-                    // strides (1, pix)).
-                    unsafe {
-                        gemm_f32(
-                            k,
-                            co,
-                            len,
-                            acc.as_mut_ptr(),
-                            1,
-                            k as isize,
-                            true,
-                            col.as_ptr(),
-                            len as isize,
-                            1,
-                            gout[img * co * pix + t0..].as_ptr(),
-                            1,
-                            pix as isize,
-                            false,
-                        )
-                    }
-                });
-                acc
-            },
-        )
-        .reduce(
-            || vec![0f32; co * k],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+    sum_over_tasks(n * ntiles, co * k, |acc, task| {
+        let (img, t0) = (task / ntiles, (task % ntiles) * tile);
+        let len = tile.min(pix - t0);
+        with_scratch(k * len, |col| {
+            im2col_tile(&x[img * c * h * w..(img + 1) * c * h * w], &g, t0, len, col);
+            // SAFETY: computes accᵀ (k × co, strides (1, k); acc is owned by this fold) +=
+            // col (k × len, strides (len, 1)) times the output-gradient tileᵀ (len × co,
+            // strides (1, pix)).
+            unsafe {
+                gemm_f32(
+                    k,
+                    co,
+                    len,
+                    acc.as_mut_ptr(),
+                    1,
+                    k as isize,
+                    true,
+                    col.as_ptr(),
+                    len as isize,
+                    1,
+                    gout[img * co * pix + t0..].as_ptr(),
+                    1,
+                    pix as isize,
+                    false,
+                )
+            }
+        });
+    })
 }
 
 /// [co, c, kh, kw] → [c, co, kh, kw] with both spatial axes reversed.

@@ -6,7 +6,7 @@
 //! is simply q + ky·dy·wp + kx·dx, so each kernel position's input matrix [C × pixels] is a
 //! strided view of the input itself. The wp − wo extra columns of each row are computed and
 //! dropped (≈1–6 % extra work at SinGAN's sizes); im2col's 9× copy of the input disappears.
-use super::conv::{balanced_tile, with_scratch, SharedMut};
+use super::conv::{balanced_tile, sum_over_tasks, with_scratch, SharedMut};
 use super::gemm_f32;
 use super::resample::pad2d;
 use crate::backend::{Conv2dParams, PadMode};
@@ -161,59 +161,46 @@ pub fn conv2d_weight_grad(
     let g = Wide::new(x, shape, [kh, kw], p, co);
     let (c, plane, out_pix, ntiles) = (g.c, g.plane, g.ho * g.wo, g.tiles());
     let wlen = co * c * kh * kw;
-    let by_position = (0..n * ntiles)
-        .into_par_iter()
-        .fold(
-            || vec![0f32; wlen],
-            |mut acc, task| {
-                let (img, q0) = (task / ntiles, (task % ntiles) * g.tile);
-                let len = g.tile.min(g.pixels - q0);
-                with_scratch(co * len, |gw| {
-                    // The output gradient on wide pixels, zero on the columns past wo.
-                    gw.fill(0.0);
-                    g.for_each_output_run(q0, len, |t, o_pix, run| {
-                        for o in 0..co {
-                            let src = &gout[(img * co + o) * out_pix + o_pix..][..run];
-                            gw[o * len + t..o * len + t + run].copy_from_slice(src);
-                        }
-                    });
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let src = &g.xp[img * c * plane + q0 + g.offset(ky, kx)..];
-                            // SAFETY: gw is co × len row-major; the input view (len × c, strides
-                            // (1, plane)) is in bounds as in `conv2d`; the destination is the
-                            // contiguous co × c block of kernel position (ky, kx) in this fold's acc.
-                            unsafe {
-                                gemm_f32(
-                                    co,
-                                    c,
-                                    len,
-                                    acc[(ky * kw + kx) * co * c..].as_mut_ptr(),
-                                    c as isize,
-                                    1,
-                                    true,
-                                    gw.as_ptr(),
-                                    len as isize,
-                                    1,
-                                    src.as_ptr(),
-                                    1,
-                                    plane as isize,
-                                    false,
-                                )
-                            }
-                        }
+    let by_position = sum_over_tasks(n * ntiles, wlen, |acc, task| {
+        let (img, q0) = (task / ntiles, (task % ntiles) * g.tile);
+        let len = g.tile.min(g.pixels - q0);
+        with_scratch(co * len, |gw| {
+            // The output gradient on wide pixels, zero on the columns past wo.
+            gw.fill(0.0);
+            g.for_each_output_run(q0, len, |t, o_pix, run| {
+                for o in 0..co {
+                    let src = &gout[(img * co + o) * out_pix + o_pix..][..run];
+                    gw[o * len + t..o * len + t + run].copy_from_slice(src);
+                }
+            });
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let src = &g.xp[img * c * plane + q0 + g.offset(ky, kx)..];
+                    // SAFETY: gw is co × len row-major; the input view (len × c, strides
+                    // (1, plane)) is in bounds as in `conv2d`; the destination is the
+                    // contiguous co × c block of kernel position (ky, kx) in this fold's acc.
+                    unsafe {
+                        gemm_f32(
+                            co,
+                            c,
+                            len,
+                            acc[(ky * kw + kx) * co * c..].as_mut_ptr(),
+                            c as isize,
+                            1,
+                            true,
+                            gw.as_ptr(),
+                            len as isize,
+                            1,
+                            src.as_ptr(),
+                            1,
+                            plane as isize,
+                            false,
+                        )
                     }
-                });
-                acc
-            },
-        )
-        .reduce(
-            || vec![0f32; wlen],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+                }
+            }
+        });
+    });
     // Accumulated as [kh·kw][co][c] so each GEMM writes a contiguous block; reorder to [co][c][kh][kw].
     let mut out = vec![0f32; wlen];
     for (pos, block) in by_position.chunks_exact(co * c).enumerate() {
