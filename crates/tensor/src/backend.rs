@@ -147,6 +147,60 @@ impl Pool2dParams {
     }
 }
 
+/// Geometry of `max_pool2d`, as (height, width): PyTorch's `kernel_size`, `stride`, `padding`,
+/// `dilation` with `ceil_mode=False`. Padding acts as −∞ and may be at most half the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MaxPool2dParams {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl MaxPool2dParams {
+    /// A square `k`×`k` window with stride `s` and padding `p`, no dilation.
+    pub fn new(k: usize, s: usize, p: usize) -> Self {
+        MaxPool2dParams {
+            kernel: [k; 2],
+            stride: [s; 2],
+            padding: [p; 2],
+            dilation: [1; 2],
+        }
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = [d; 2];
+        self
+    }
+    /// Number of positions in a window (`kh·kw`): window offsets lie in `0..area`.
+    pub fn window_area(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+    /// `floor((hw + 2·pad − dil·(k − 1) − 1) / stride) + 1` per axis; None when the geometry is
+    /// invalid (a zero kernel, stride or dilation, padding above half the kernel, or a window
+    /// that does not fit the padded input).
+    pub fn output_hw(&self, hw: [usize; 2]) -> Option<[usize; 2]> {
+        let mut out = [0; 2];
+        for i in 0..2 {
+            let (k, s, p, d) = (
+                self.kernel[i],
+                self.stride[i],
+                self.padding[i],
+                self.dilation[i],
+            );
+            if k == 0 || s == 0 || d == 0 || 2 * p > k {
+                return None;
+            }
+            let span = d.checked_mul(k - 1)?.checked_add(1)?;
+            let padded = hw[i].checked_add(2 * p)?;
+            if padded < span {
+                return None;
+            }
+            out[i] = (padded - span) / s + 1;
+        }
+        Some(out)
+    }
+}
+
 /// Interpolation of `upsample2d` and its adjoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Interpolation {
@@ -234,6 +288,27 @@ pub trait BackendStorage: Sized + Send + Sync {
         shape: [usize; 4],
         in_hw: [usize; 2],
         p: Pool2dParams,
+    ) -> Result<Self>;
+    /// Max pooling: the pooled values and, per output, the offset `ky·kw + kx` of the chosen
+    /// element within its window (as f32; −1 for a window lying wholly in the padding).
+    fn max_pool2d(&self, shape: [usize; 4], p: MaxPool2dParams) -> Result<(Self, Self)>;
+    /// Adds each pooled value (`self`, of the pooled `shape`) into the input position that
+    /// `indices` (window offsets from `max_pool2d`) names; the result has spatial size `in_hw`.
+    fn max_pool2d_scatter(
+        &self,
+        shape: [usize; 4],
+        indices: &Self,
+        in_hw: [usize; 2],
+        p: MaxPool2dParams,
+    ) -> Result<Self>;
+    /// The adjoint of `max_pool2d_scatter`: reads the input (`self`, of `shape`) at the position
+    /// each window offset in `indices` names; the result has spatial size `out_hw`.
+    fn max_pool2d_gather(
+        &self,
+        shape: [usize; 4],
+        indices: &Self,
+        out_hw: [usize; 2],
+        p: MaxPool2dParams,
     ) -> Result<Self>;
     fn upsample2d(
         &self,

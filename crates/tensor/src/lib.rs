@@ -13,7 +13,8 @@ mod storage;
 mod tensor;
 
 pub use backend::{
-    BinaryOp, CmpOp, Conv2dParams, Interpolation, PadMode, Pool2dParams, ReduceOp, UnaryOp,
+    BinaryOp, CmpOp, Conv2dParams, Interpolation, MaxPool2dParams, PadMode, Pool2dParams, ReduceOp,
+    UnaryOp,
 };
 pub use device::Device;
 pub use error::{Error, Result};

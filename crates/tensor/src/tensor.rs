@@ -825,6 +825,104 @@ impl Tensor {
             Shape::from([d[0], d[1], in_hw[0], in_hw[1]]),
         ))
     }
+    /// `F.max_pool2d(x, kernel, stride, padding, dilation)` with `ceil_mode=False`; padding
+    /// acts as −∞ and NaN propagates, as in PyTorch.
+    pub fn max_pool2d(&self, p: MaxPool2dParams) -> Result<Tensor> {
+        Ok(self.max_pool2d_with_indices(p)?.0)
+    }
+    fn max_pool2d_geometry(
+        &self,
+        op: &'static str,
+        hw: [usize; 2],
+        p: MaxPool2dParams,
+    ) -> Result<[usize; 2]> {
+        // Window offsets are stored in f32, exact below 2²⁴.
+        let area_ok = p.kernel[0]
+            .checked_mul(p.kernel[1])
+            .is_some_and(|a| a < 1 << 24);
+        match p.output_hw(hw) {
+            Some(out) if area_ok => Ok(out),
+            _ => Err(Error::invalid(
+                op,
+                &self.shape,
+                format!("bad pooling {p:?} for a {}×{} input (padding must be at most half the kernel, the dilated window must fit the padded input)", hw[0], hw[1]),
+            )),
+        }
+    }
+    /// Max pooling and, per output, the offset `ky·kw + kx` of the chosen element within its
+    /// window, as an f32 tensor of the pooled shape (−1 where a window lies wholly in the
+    /// padding). Ties go to the first position in row-major window order. The offsets are what
+    /// [`Tensor::max_pool2d_scatter`] and [`Tensor::max_pool2d_gather`] take.
+    pub fn max_pool2d_with_indices(&self, p: MaxPool2dParams) -> Result<(Tensor, Tensor)> {
+        let op = "max_pool2d";
+        let d = self.shape.nchw(op)?;
+        let [ho, wo] = self.max_pool2d_geometry(op, [d[2], d[3]], p)?;
+        let shape = Shape::from([d[0], d[1], ho, wo]);
+        let (v, i) = match &*self.storage {
+            Storage::Cpu(s) => {
+                let (v, i) = s.max_pool2d(d, p)?;
+                (Storage::Cpu(v), Storage::Cpu(i))
+            }
+        };
+        Ok((Tensor::wrap(v, shape.clone()), Tensor::wrap(i, shape)))
+    }
+    /// Adds each pooled value of `self` [N, C, Ho, Wo] into the input position named by its
+    /// window offset in `indices` (same shape, from [`Tensor::max_pool2d_with_indices`]); the
+    /// result is [N, C, in_hw] (the gradient of max pooling). Offsets that name no input
+    /// position (−1, out of range) contribute nothing.
+    pub fn max_pool2d_scatter(
+        &self,
+        indices: &Tensor,
+        in_hw: [usize; 2],
+        p: MaxPool2dParams,
+    ) -> Result<Tensor> {
+        let op = "max_pool2d_scatter";
+        self.same_device(op, indices)?;
+        let d = self.shape.nchw(op)?;
+        if indices.shape != self.shape {
+            return Err(Error::mismatch(
+                op,
+                &self.shape,
+                &indices.shape,
+                "indices must have the pooled shape",
+            ));
+        }
+        if self.max_pool2d_geometry(op, in_hw, p)? != [d[2], d[3]] {
+            return Err(Error::invalid(
+                op,
+                &self.shape,
+                format!("input size {in_hw:?} does not pool to this with {p:?}"),
+            ));
+        }
+        let s = on_storages!(&*self.storage, &*indices.storage, |a, b| a
+            .max_pool2d_scatter(d, b, in_hw, p));
+        Ok(Tensor::wrap(
+            s,
+            Shape::from([d[0], d[1], in_hw[0], in_hw[1]]),
+        ))
+    }
+    /// Reads `self` [N, C, H, W] at the input position each window offset in `indices`
+    /// [N, C, Ho, Wo] names (0 where it names none): the adjoint of
+    /// [`Tensor::max_pool2d_scatter`]. With the offsets of `x.max_pool2d_with_indices`,
+    /// `x.max_pool2d_gather(..)` is `x.max_pool2d(..)` wherever a window has an input element.
+    pub fn max_pool2d_gather(&self, indices: &Tensor, p: MaxPool2dParams) -> Result<Tensor> {
+        let op = "max_pool2d_gather";
+        self.same_device(op, indices)?;
+        let d = self.shape.nchw(op)?;
+        let out = self.max_pool2d_geometry(op, [d[2], d[3]], p)?;
+        let want = Shape::from([d[0], d[1], out[0], out[1]]);
+        if indices.shape != want {
+            return Err(Error::mismatch(
+                op,
+                &self.shape,
+                &indices.shape,
+                format!("indices must have the pooled shape {want}"),
+            ));
+        }
+        let s = on_storages!(&*self.storage, &*indices.storage, |a, b| a
+            .max_pool2d_gather(d, b, out, p));
+        Ok(Tensor::wrap(s, want))
+    }
     /// Resizes H and W to `out_hw` (`F.interpolate(x, size, mode)`).
     pub fn upsample2d(&self, out_hw: [usize; 2], mode: Interpolation) -> Result<Tensor> {
         let d = self.shape.nchw("upsample2d")?;

@@ -2,12 +2,14 @@
 //! from this module so it can be differentiated again.
 //!
 //! Closed families keep this finite: conv2d ↔ conv2d_input_grad ↔ conv2d_weight_grad; pad2d ↔
-//! pad2d_adjoint; avg_pool2d ↔ its adjoint; upsample2d ↔ its adjoint; narrow ↔ pad_axis;
+//! pad2d_adjoint; avg_pool2d ↔ its adjoint; max_pool2d_scatter ↔ max_pool2d_gather (max_pool2d's
+//! backward); upsample2d ↔ its adjoint; narrow ↔ pad_axis;
 //! broadcast_to ↔ sum_to; permute ↔ inverse permute. Piecewise-linear activations multiply by
 //! a constant mask; smooth ones express their derivative through their input or output.
 mod elementwise;
 mod layout;
 mod linalg;
+mod maxpool;
 mod reduce;
 mod spatial;
 

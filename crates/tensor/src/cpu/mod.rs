@@ -4,6 +4,7 @@ mod conv_shifted;
 mod elementwise;
 mod gemm_f32;
 mod layout;
+mod maxpool;
 mod reduce;
 mod resample;
 
@@ -182,6 +183,32 @@ impl BackendStorage for CpuStorage {
     ) -> Result<Self> {
         Ok(CpuStorage(resample::avg_pool2d_adjoint(
             &self.0, shape, in_hw, p,
+        )))
+    }
+    fn max_pool2d(&self, shape: [usize; 4], p: MaxPool2dParams) -> Result<(Self, Self)> {
+        let (values, offsets) = maxpool::max_pool2d(&self.0, shape, p);
+        Ok((CpuStorage(values), CpuStorage(offsets)))
+    }
+    fn max_pool2d_scatter(
+        &self,
+        shape: [usize; 4],
+        indices: &Self,
+        in_hw: [usize; 2],
+        p: MaxPool2dParams,
+    ) -> Result<Self> {
+        Ok(CpuStorage(maxpool::max_pool2d_scatter(
+            &self.0, shape, &indices.0, in_hw, p,
+        )))
+    }
+    fn max_pool2d_gather(
+        &self,
+        shape: [usize; 4],
+        indices: &Self,
+        out_hw: [usize; 2],
+        p: MaxPool2dParams,
+    ) -> Result<Self> {
+        Ok(CpuStorage(maxpool::max_pool2d_gather(
+            &self.0, shape, &indices.0, out_hw, p,
         )))
     }
     fn upsample2d(
