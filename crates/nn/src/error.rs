@@ -22,6 +22,12 @@ pub enum Error {
         /// (name, the module's shape, the state dict's shape).
         mismatched: Vec<(String, Shape, Shape)>,
     },
+    /// A checkpoint file could not be written or read: `why` says what is wrong with it.
+    #[error("checkpoint {}: {why}", .path.display())]
+    Checkpoint {
+        path: std::path::PathBuf,
+        why: String,
+    },
 }
 
 impl From<tessera_tensor::Error> for Error {
