@@ -197,7 +197,8 @@ fn learning_rate_and_schedules() {
     let p = Param::new(t(&[1.0]));
     let mut opt = Adam::new(vec![("p".into(), p)], AdamConfig::new(0.2)).unwrap();
     assert_eq!(opt.lr(), 0.2);
-    opt.set_lr(0.05);
+    Optimizer::set_lr(&mut opt, 0.05);
+    assert_eq!(Optimizer::lr(&opt), 0.05);
     assert_eq!(opt.lr(), 0.05);
     assert_eq!(opt.config().lr, 0.05);
     let ms = MultiStepLR::new(0.2, [2, 5], 0.1);

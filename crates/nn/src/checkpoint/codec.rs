@@ -4,8 +4,10 @@
 //! Encoding: `bincode::config::standard()` with fixed-size little-endian integers (so every
 //! length is 8 bytes and the bytes decoding claims equal the bytes it consumes). Tensor data is
 //! one byte string of little-endian f32 values. Decoding runs with a byte limit (bincode's
-//! `with_limit`) of the smallest power of two at least as large as the payload: no length read
-//! from the file can make the decoder reserve more than twice the payload's size.
+//! `with_limit`) of the smallest power of two at least as large as the payload (and at least
+//! 4 KiB): no length read from the file can make the decoder reserve more than twice the
+//! payload's size for a string or byte string, and sequences of records start from serde's
+//! capped capacity (1 MiB) and grow only with records actually present.
 use super::Checkpoint;
 use crate::optim::OptimizerState;
 use serde::{Deserialize, Serialize};

@@ -149,6 +149,17 @@ impl Adam {
         &self.config
     }
 
+    /// The learning rate the next step uses (also [`Optimizer::lr`]).
+    pub fn lr(&self) -> f64 {
+        self.config.lr
+    }
+
+    /// Sets the learning rate of the next steps (also [`Optimizer::set_lr`], which schedules
+    /// use).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
     /// The parameters, in the order [`Adam::step`] expects gradients.
     pub fn named_params(&self) -> &[(String, Param)] {
         &self.params
@@ -400,9 +411,9 @@ const ADAM_KIND: &str = "adam";
 
 impl Optimizer for Adam {
     fn lr(&self) -> f64 {
-        self.config.lr
+        Adam::lr(self)
     }
     fn set_lr(&mut self, lr: f64) {
-        self.config.lr = lr;
+        Adam::set_lr(self, lr)
     }
 }

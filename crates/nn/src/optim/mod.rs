@@ -12,7 +12,7 @@
 //! each with its own schedule:
 //!
 //! ```
-//! use tessera_nn::optim::{Adam, AdamConfig, LinearDecay, Optimizer};
+//! use tessera_nn::optim::{Adam, AdamConfig, LinearDecay};
 //! use tessera_nn::{Conv2d, Conv2dConfig, ModuleExt};
 //! use tessera_tensor::Rng;
 //!
