@@ -62,6 +62,21 @@ impl Param {
         s.var = Var::param(value);
         Ok(())
     }
+    /// Installs `var` (same shape) as the current value node, without copying: gradients then
+    /// flow to `var` itself. For functional evaluation and finite-difference checks of a
+    /// layer with respect to its parameters; `name` is used in the error.
+    pub fn set_var(&self, name: &str, var: Var) -> Result<()> {
+        let mut s = self.0.write().expect("param lock");
+        if var.shape() != s.var.shape() {
+            return Err(Error::ParamShape {
+                name: name.into(),
+                expected: s.var.shape().clone(),
+                got: var.shape().clone(),
+            });
+        }
+        s.var = var;
+        Ok(())
+    }
     pub fn requires_grad(&self) -> bool {
         self.0.read().expect("param lock").requires_grad
     }

@@ -1,6 +1,7 @@
 //! `Conv2d`, like `torch.nn.Conv2d` (parameters `weight` [out, in, kh, kw] and `bias` [out]).
+use super::{expect_nchw, layer_error, WeightLayer};
 use crate::module::{join, Entry, Module};
-use crate::{init, Error, Param, Result};
+use crate::{init, Param, Result};
 use tessera_autograd::Var;
 use tessera_tensor::{Conv2dParams, PadMode, Rng};
 
@@ -91,18 +92,37 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Var) -> Result<Var> {
+        self.forward_with_weight(x, &self.weight.var())
+    }
+
+    /// The convolution with `weight` in place of the parameter's value (what [`SpectralNorm`]
+    /// uses to apply the normalized weight). `weight` must have the parameter's shape.
+    ///
+    /// [`SpectralNorm`]: crate::SpectralNorm
+    pub fn forward_with_weight(&self, x: &Var, weight: &Var) -> Result<Var> {
         let c = &self.config;
-        if x.dims().len() != 4 || x.dims()[1] != c.in_channels {
-            return Err(Error::Layer {
-                layer: "Conv2d".into(),
-                why: format!(
-                    "expected input [N, {}, H, W], got {}",
-                    c.in_channels,
-                    x.shape()
+        let [_, _, h, w] = expect_nchw("Conv2d", x, Some(c.in_channels))?;
+        if weight.shape() != &self.weight.shape() {
+            return Err(layer_error(
+                "Conv2d",
+                format!(
+                    "weight of shape {} given where {} is expected",
+                    weight.shape(),
+                    self.weight.shape()
                 ),
-            });
+            ));
         }
         let [py, px] = c.padding;
+        if c.padding_mode == Padding::Reflect && (py >= h.max(1) || px >= w.max(1)) {
+            return Err(layer_error(
+                "Conv2d",
+                format!(
+                    "reflect padding {:?} needs an input larger than the padding, got {}",
+                    c.padding,
+                    x.shape()
+                ),
+            ));
+        }
         let (input, inner_padding) = match c.padding_mode {
             Padding::Zero => (x.clone(), c.padding),
             Padding::Reflect => (x.pad2d([px, px, py, py], PadMode::Reflect)?, [0, 0]),
@@ -113,8 +133,33 @@ impl Conv2d {
             padding: inner_padding,
             dilation: c.dilation,
         };
+        let d = input.dims();
+        if p.output_hw([d[2], d[3]], c.kernel).is_none() {
+            return Err(layer_error(
+                "Conv2d",
+                format!(
+                    "kernel {:?} (dilation {:?}, padding {:?}) does not fit the input {}",
+                    c.kernel,
+                    c.dilation,
+                    c.padding,
+                    x.shape()
+                ),
+            ));
+        }
         let bias = self.bias.as_ref().map(Param::var);
-        Ok(input.conv2d(&self.weight.var(), bias.as_ref(), p)?)
+        Ok(input.conv2d(weight, bias.as_ref(), p)?)
+    }
+}
+
+impl WeightLayer for Conv2d {
+    fn layer_name(&self) -> &'static str {
+        "Conv2d"
+    }
+    fn weight(&self) -> &Param {
+        &self.weight
+    }
+    fn forward_with_weight(&self, x: &Var, weight: &Var) -> Result<Var> {
+        Conv2d::forward_with_weight(self, x, weight)
     }
 }
 

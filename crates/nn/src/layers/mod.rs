@@ -1,5 +1,47 @@
 //! Layers. Each owns its parameters and buffers, names them like its PyTorch counterpart, and
-//! has its own `forward`.
+//! has its own `forward`. Every forward checks its input's shape first and answers a bad one
+//! with [`Error::Layer`] naming the layer.
+mod activation;
 mod conv;
+mod conv_transpose;
+mod linear;
+mod norm;
+mod pool;
+mod spade;
+mod spectral;
 
+pub use activation::{LeakyReLU, ReLU, Tanh};
 pub use conv::{Conv2d, Conv2dConfig, Padding};
+pub use conv_transpose::{ConvTranspose2d, ConvTranspose2dConfig};
+pub use linear::Linear;
+pub use norm::{BatchNorm2d, InstanceNorm2d, NormConfig};
+pub use pool::{AvgPool2d, Upsample, UpsampleSize};
+pub use spade::{ParamFreeNorm, Spade, SpadeConfig, SpadeNorm};
+pub use spectral::{SpectralNorm, WeightLayer};
+
+use crate::{Error, Result};
+use tessera_autograd::Var;
+
+/// `Error::Layer` for `layer`.
+pub(crate) fn layer_error(layer: &str, why: impl Into<String>) -> Error {
+    Error::Layer {
+        layer: layer.into(),
+        why: why.into(),
+    }
+}
+
+/// Checks that `x` is [N, C, H, W] (with `C == channels` when given) and returns its dims.
+pub(crate) fn expect_nchw(layer: &str, x: &Var, channels: Option<usize>) -> Result<[usize; 4]> {
+    let d = x.dims();
+    let want = || match channels {
+        Some(c) => format!("[N, {c}, H, W]"),
+        None => "[N, C, H, W]".to_string(),
+    };
+    if d.len() != 4 || channels.is_some_and(|c| d[1] != c) {
+        return Err(layer_error(
+            layer,
+            format!("expected input {}, got {}", want(), x.shape()),
+        ));
+    }
+    Ok([d[0], d[1], d[2], d[3]])
+}

@@ -1,0 +1,172 @@
+//! `Spade`: spatially-adaptive normalization (Park et al. 2019, the SPADE layer of GauGAN).
+use super::{expect_nchw, layer_error, BatchNorm2d, Conv2d, Conv2dConfig, InstanceNorm2d};
+use crate::module::{join, Entry, Module};
+use crate::{NormConfig, Result};
+use tessera_autograd::Var;
+use tessera_tensor::Rng;
+
+/// Which parameter-free normalization SPADE applies to its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpadeNorm {
+    /// `BatchNorm2d(affine=False)`: batch statistics in training (running mean and variance
+    /// kept with momentum 0.1), running statistics in eval mode.
+    Batch,
+    /// `InstanceNorm2d(affine=False)`: per-sample statistics, no running statistics.
+    Instance,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpadeConfig {
+    /// Channels of the normalized activation.
+    pub norm_nc: usize,
+    /// Channels of the label map (semantic_nc).
+    pub label_nc: usize,
+    /// Width of the shared MLP (default 128).
+    pub hidden: usize,
+    /// Odd kernel size of the three convolutions, padded by `kernel / 2` (default 3).
+    pub kernel: usize,
+    pub norm: SpadeNorm,
+}
+
+impl SpadeConfig {
+    /// Hidden width 128, 3×3 kernels.
+    pub fn new(norm_nc: usize, label_nc: usize, norm: SpadeNorm) -> Self {
+        SpadeConfig {
+            norm_nc,
+            label_nc,
+            hidden: 128,
+            kernel: 3,
+            norm,
+        }
+    }
+    pub fn hidden(mut self, hidden: usize) -> Self {
+        self.hidden = hidden;
+        self
+    }
+    pub fn kernel(mut self, k: usize) -> Self {
+        self.kernel = k;
+        self
+    }
+}
+
+/// The parameter-free normalization inside a [`Spade`] layer.
+#[derive(Debug)]
+pub enum ParamFreeNorm {
+    Batch(BatchNorm2d),
+    Instance(InstanceNorm2d),
+}
+
+impl ParamFreeNorm {
+    pub fn forward(&self, x: &Var) -> Result<Var> {
+        match self {
+            ParamFreeNorm::Batch(n) => n.forward(x),
+            ParamFreeNorm::Instance(n) => n.forward(x),
+        }
+    }
+}
+
+impl Module for ParamFreeNorm {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        match self {
+            ParamFreeNorm::Batch(n) => n.visit(prefix, f),
+            ParamFreeNorm::Instance(n) => n.visit(prefix, f),
+        }
+    }
+    fn set_training(&mut self, training: bool) {
+        match self {
+            ParamFreeNorm::Batch(n) => n.set_training(training),
+            ParamFreeNorm::Instance(n) => n.set_training(training),
+        }
+    }
+}
+
+/// SPADE: `norm(x) · (1 + γ(s)) + β(s)`, where `s` is the label map resized to x's H×W by
+/// nearest interpolation (PyTorch's legacy `nearest`), `a = relu(mlp_shared(s))` with a k×k
+/// convolution from `label_nc` to `hidden` channels, and γ, β are k×k convolutions of `a` to
+/// `norm_nc` channels (all with bias, padding k/2).
+///
+/// Names as in the reference PyTorch module: `param_free_norm.running_mean`,
+/// `param_free_norm.running_var`, `param_free_norm.num_batches_tracked` (batch norm only),
+/// `mlp_shared.0.weight`, `mlp_shared.0.bias`, `mlp_gamma.weight`, `mlp_gamma.bias`,
+/// `mlp_beta.weight`, `mlp_beta.bias`.
+#[derive(Debug)]
+pub struct Spade {
+    pub config: SpadeConfig,
+    pub param_free_norm: ParamFreeNorm,
+    pub mlp_shared: Conv2d,
+    pub mlp_gamma: Conv2d,
+    pub mlp_beta: Conv2d,
+}
+
+impl Spade {
+    /// With PyTorch's default init of the convolutions, in training mode.
+    pub fn new(config: SpadeConfig, rng: &mut Rng) -> Result<Self> {
+        let c = &config;
+        if c.kernel % 2 != 1 {
+            return Err(layer_error(
+                "SPADE",
+                format!("the kernel size must be odd, got {}", c.kernel),
+            ));
+        }
+        let pad = c.kernel / 2;
+        let conv = |i: usize, o: usize, rng: &mut Rng| {
+            Conv2d::new(Conv2dConfig::new(i, o, c.kernel).padding(pad), rng)
+        };
+        let param_free_norm = match c.norm {
+            SpadeNorm::Batch => ParamFreeNorm::Batch(BatchNorm2d::with_config(
+                NormConfig::batch_norm(c.norm_nc).affine(false),
+            )?),
+            SpadeNorm::Instance => ParamFreeNorm::Instance(InstanceNorm2d::with_config(
+                NormConfig::instance_norm(c.norm_nc).affine(false),
+            )?),
+        };
+        Ok(Spade {
+            config,
+            param_free_norm,
+            mlp_shared: conv(c.label_nc, c.hidden, rng)?,
+            mlp_gamma: conv(c.hidden, c.norm_nc, rng)?,
+            mlp_beta: conv(c.hidden, c.norm_nc, rng)?,
+        })
+    }
+
+    /// `x` [N, norm_nc, H, W], `segmap` [N, label_nc, h, w] (any h, w) → [N, norm_nc, H, W].
+    pub fn forward(&self, x: &Var, segmap: &Var) -> Result<Var> {
+        let c = &self.config;
+        let [n, _, h, w] = expect_nchw("SPADE", x, Some(c.norm_nc))?;
+        let s = segmap.dims();
+        if s.len() != 4 || s[1] != c.label_nc || s[0] != n || s[2] == 0 || s[3] == 0 {
+            return Err(layer_error(
+                "SPADE",
+                format!(
+                    "expected a label map [{n}, {}, h, w] for the input {}, got {}",
+                    c.label_nc,
+                    x.shape(),
+                    segmap.shape()
+                ),
+            ));
+        }
+        let normalized = self.param_free_norm.forward(x)?;
+        let seg = if [s[2], s[3]] == [h, w] {
+            segmap.clone()
+        } else {
+            segmap.upsample_nearest2d([h, w])?
+        };
+        let actv = self.mlp_shared.forward(&seg)?.relu()?;
+        let gamma = self.mlp_gamma.forward(&actv)?;
+        let beta = self.mlp_beta.forward(&actv)?;
+        Ok(normalized.mul(&gamma.add_scalar(1.0)?)?.add(&beta)?)
+    }
+}
+
+impl Module for Spade {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.param_free_norm
+            .visit(&join(prefix, "param_free_norm"), f);
+        self.mlp_shared.visit(&join(prefix, "mlp_shared.0"), f);
+        self.mlp_gamma.visit(&join(prefix, "mlp_gamma"), f);
+        self.mlp_beta.visit(&join(prefix, "mlp_beta"), f);
+    }
+    fn set_training(&mut self, training: bool) {
+        self.param_free_norm.set_training(training);
+    }
+}
