@@ -314,13 +314,13 @@ fn spade_batch_and_instance() {
 }
 
 #[test]
-fn spade_every_element_small() {
+fn spade_with_an_upsampled_label_map() {
     let mut rng = Rng::seed(10);
     let spade = spade_for_gradcheck(SpadeNorm::Instance, &mut rng);
     let x = randn(&[1, 2, 2, 2], 1.0, &mut rng);
     let seg = Tensor::rand_uniform([1, 3, 1, 2], 0.0, 1.0, &mut rng, Device::Cpu).unwrap();
     check_layer(
-        "SPADE instance (all elements)",
+        "SPADE instance, label map 1×2 → 2×2",
         &spade,
         &[x, seg],
         |l, xs| l.forward(&xs[0], &xs[1]),

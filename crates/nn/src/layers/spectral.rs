@@ -25,10 +25,11 @@ pub trait WeightLayer: Module {
 /// Spectral normalization of a layer's weight (Miyato et al. 2018), with the semantics of
 /// `torch.nn.utils.spectral_norm(layer)`:
 ///
-/// * state: the layer's weight becomes the parameter `weight_orig`; buffers `weight_u` [rows]
-///   and `weight_v` [cols] hold the power-iteration vectors, where the weight is viewed as a
-///   matrix of `rows` = size of [`WeightLayer::output_axis`] by everything else. Other names are
-///   the layer's own (`conv.weight_orig`, `conv.weight_u`, `conv.weight_v`, `conv.bias`).
+/// * state: the layer's weight becomes the parameter `weight_orig`; buffers `weight_u` (length
+///   `rows`) and `weight_v` (length `cols`) hold the power-iteration vectors, where the weight
+///   is viewed as a matrix of `rows` = size of [`WeightLayer::output_axis`] by everything else.
+///   Other names are the layer's own (`conv.weight_orig`, `conv.weight_u`, `conv.weight_v`,
+///   `conv.bias` under a parent's prefix `conv`).
 /// * training forward: `n_power_iterations` (default 1) steps of `v = normalize(Wᵀu)`,
 ///   `u = normalize(Wv)` without recording a graph (`normalize(a) = a / max(‖a‖, eps)`, eps
 ///   1e-12), stored back into the buffers; then the layer runs with `W / σ`, `σ = uᵀWv`.
