@@ -143,7 +143,7 @@ fn torch_times(python: &str, quick: bool) -> Result<BTreeMap<String, (f64, f64)>
 }
 
 fn bench(quick: bool) -> Result<(), String> {
-    let mut args = vec!["bench", "-p", "tessera-benches", "--bench", "ops"];
+    let mut args = vec!["bench", "-p", "tessera-benches"];
     if quick {
         args.extend(["--", "--quick"]);
     }
