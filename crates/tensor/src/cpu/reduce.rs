@@ -5,6 +5,34 @@ use crate::backend::ReduceOp;
 use crate::Shape;
 use rayon::prelude::*;
 
+/// Whether the kept axes are one non-empty run of consecutive axes (like C in N, C, H, W).
+fn is_one_block(kept: &[usize]) -> bool {
+    !kept.is_empty() && kept.windows(2).all(|w| w[1] == w[0] + 1)
+}
+
+/// Sums over every axis outside `k0..k1` without moving data: each kept element gathers `outer`
+/// contiguous runs of `inner` values (batch-norm statistics over N, H, W read x once, in place).
+fn sum_around_block(x: &[f32], dims: &[usize], k0: usize, k1: usize) -> Vec<f32> {
+    let outer: usize = dims[..k0].iter().product();
+    let mid: usize = dims[k0..k1].iter().product();
+    let inner: usize = dims[k1..].iter().product();
+    let sum_one = |m: usize| -> f32 {
+        (0..outer)
+            .map(|o| {
+                x[(o * mid + m) * inner..][..inner]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .sum::<f64>()
+            })
+            .sum::<f64>() as f32
+    };
+    if x.len() >= PAR_MIN {
+        (0..mid).into_par_iter().map(sum_one).collect()
+    } else {
+        (0..mid).map(sum_one).collect()
+    }
+}
+
 pub fn reduce(x: &[f32], shape: &Shape, axes: &[usize], op: ReduceOp) -> Vec<f32> {
     let rank = shape.rank();
     let kept: Vec<usize> = (0..rank).filter(|a| !axes.contains(a)).collect();
@@ -14,6 +42,9 @@ pub fn reduce(x: &[f32], shape: &Shape, axes: &[usize], op: ReduceOp) -> Vec<f32
         .iter()
         .enumerate()
         .all(|(i, &a)| a == rank - axes.len() + i);
+    if op == ReduceOp::Sum && !trailing && is_one_block(&kept) {
+        return sum_around_block(x, shape.dims(), kept[0], kept[kept.len() - 1] + 1);
+    }
     let moved;
     let data: &[f32] = if trailing {
         x
