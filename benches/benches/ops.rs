@@ -38,7 +38,7 @@ fn conv(cr: &mut Criterion) {
                     );
                     b.iter(|| {
                         let y = xv.conv2d(&wv, None, p).unwrap();
-                        grad(&[&y], &[&xv, &wv], Some(&[gv.clone()]), false).unwrap()
+                        grad(&[&y], &[&xv, &wv], Some(std::slice::from_ref(&gv)), false).unwrap()
                     })
                 } else {
                     b.iter(|| x.conv2d(&w, None, p).unwrap())

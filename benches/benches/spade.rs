@@ -38,7 +38,7 @@ fn spade(cr: &mut Criterion) {
                         let params: Vec<Var> = layer.params().iter().map(|p| p.var()).collect();
                         let mut wrt: Vec<&Var> = params.iter().collect();
                         wrt.push(&x);
-                        grad(&[&y], &wrt, Some(&[g.clone()]), false).unwrap();
+                        grad(&[&y], &wrt, Some(std::slice::from_ref(&g)), false).unwrap();
                     }
                 })
             });

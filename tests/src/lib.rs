@@ -202,7 +202,8 @@ impl Report {
         {
             self.worst = Some((err, what.to_string()));
         }
-        if !(err <= TOL) {
+        // NaN fails too.
+        if err.is_nan() || err > TOL {
             self.failures.push(format!(
                 "{what}: relative error {err:.3e} > {TOL:e} (max|want| = {:.3e}, max|got| = {:.3e})",
                 max_abs(want),

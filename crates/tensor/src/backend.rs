@@ -215,6 +215,9 @@ pub enum Interpolation {
 /// shapes and returns a new dense buffer; argument checking happened in `Tensor`.
 pub trait BackendStorage: Sized + Send + Sync {
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     fn to_vec(&self) -> Result<Vec<f32>>;
     fn unary(&self, op: UnaryOp) -> Result<Self>;
     /// `out_shape` is the broadcast of both shapes.

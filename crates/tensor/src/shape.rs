@@ -49,7 +49,7 @@ impl Shape {
     pub fn broadcast(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
         let r = a.rank().max(b.rank());
         let mut out = vec![0; r];
-        for i in 0..r {
+        for (i, slot) in out.iter_mut().enumerate() {
             let da = if i + a.rank() >= r {
                 a.0[i + a.rank() - r]
             } else {
@@ -60,7 +60,7 @@ impl Shape {
             } else {
                 1
             };
-            out[i] = match (da, db) {
+            *slot = match (da, db) {
                 (x, y) if x == y => x,
                 (1, y) => y,
                 (x, 1) => x,

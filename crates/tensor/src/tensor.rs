@@ -236,7 +236,11 @@ impl Tensor {
         self.mul(self)
     }
     pub fn clamp(&self, min: f32, max: f32) -> Result<Tensor> {
-        if !(min <= max) {
+        // Written so that a NaN bound is rejected too.
+        if min
+            .partial_cmp(&max)
+            .is_none_or(|o| o == std::cmp::Ordering::Greater)
+        {
             return Err(Error::invalid(
                 "clamp",
                 &self.shape,
@@ -399,14 +403,14 @@ impl Tensor {
         let op = "matmul";
         self.same_device(op, rhs)?;
         let bad = |why: &str| Error::mismatch(op, &self.shape, &rhs.shape, why);
-        let (batch, m, k) = match self.dims() {
-            &[m, k] => (None, m, k),
-            &[b, m, k] => (Some(b), m, k),
+        let (batch, m, k) = match *self.dims() {
+            [m, k] => (None, m, k),
+            [b, m, k] => (Some(b), m, k),
             _ => return Err(bad("lhs must be 2-d or 3-d")),
         };
-        let (rb, k2, n) = match rhs.dims() {
-            &[k, n] => (None, k, n),
-            &[b, k, n] => (Some(b), k, n),
+        let (rb, k2, n) = match *rhs.dims() {
+            [k, n] => (None, k, n),
+            [b, k, n] => (Some(b), k, n),
             _ => return Err(bad("rhs must be 2-d or 3-d")),
         };
         if k != k2 {
