@@ -4,6 +4,8 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
+use tessera_tensor::backend::BackendStorage;
+use tessera_tensor::cpu::CpuStorage;
 use tessera_tensor::{
     CmpOp, Conv2dParams, Device, Error, Interpolation, PadMode, Pool2dParams, Rng, Shape, Tensor,
 };
@@ -410,4 +412,27 @@ fn uniform_stays_below_hi_when_the_range_is_tiny_against_lo() {
         .to_vec()
         .unwrap();
     assert!(v.iter().all(|&x| (1e6..1e6 + 0.125).contains(&x)));
+}
+
+#[test]
+fn resizing_to_the_same_size_is_the_identity_without_a_copy() {
+    let mut rng = Rng::seed(5);
+    let x = Tensor::randn([2, 3, 5, 7], 0.0, 1.0, &mut rng, Device::Cpu).unwrap();
+    for mode in [
+        Interpolation::Nearest,
+        Interpolation::Bilinear {
+            align_corners: false,
+        },
+        Interpolation::Bilinear {
+            align_corners: true,
+        },
+    ] {
+        let y = x.upsample2d([5, 7], mode).unwrap();
+        assert!(y.same_storage(&x), "{mode:?}");
+        // The shortcut is exact: the CPU kernel itself maps a same-size resize to the input.
+        let kernel = CpuStorage(x.to_vec().unwrap())
+            .upsample2d([2, 3, 5, 7], [5, 7], mode)
+            .unwrap();
+        assert_eq!(kernel.0, x.to_vec().unwrap(), "{mode:?}");
+    }
 }

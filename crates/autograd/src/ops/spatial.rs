@@ -95,6 +95,10 @@ impl Var {
     }
     pub fn upsample2d(&self, out_hw: [usize; 2], mode: Interpolation) -> Result<Var> {
         let value = self.value().upsample2d(out_hw, mode)?;
+        if value.same_storage(self.value()) {
+            // Resizing to the same size is the identity: no node, no copy.
+            return Ok(self.clone());
+        }
         Ok(self.unary_op("upsample2d", value, move |x, _, g| {
             g.upsample2d_adjoint(hw(x), mode)
         }))
