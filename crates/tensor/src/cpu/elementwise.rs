@@ -123,6 +123,36 @@ pub fn unary(x: &[f32], op: UnaryOp) -> Vec<f32> {
     out
 }
 
+/// When `small` broadcasts to `out` by varying along one block of consecutive axes only (a
+/// per-channel [1, C, 1, 1] against [N, C, H, W]), returns (block size, elements per block entry):
+/// out element i then pairs with small[(i / inner) % mid]. None when runs would be too short to
+/// beat the general path.
+fn block_broadcast(small: &Shape, out: &Shape) -> Option<(usize, usize)> {
+    let lead = out.rank().checked_sub(small.rank())?;
+    let varying: Vec<usize> = (0..small.rank())
+        .filter(|&i| small.dims()[i] != 1)
+        .map(|i| i + lead)
+        .collect();
+    let (&k0, &last) = (varying.first()?, varying.last()?);
+    if varying.len() != last - k0 + 1 {
+        return None;
+    }
+    let mid: usize = out.dims()[k0..=last].iter().product();
+    let inner: usize = out.dims()[last + 1..].iter().product();
+    (inner >= 16).then_some((mid, inner))
+}
+
+/// Calls `f(j, chunk)` for every run j of `inner` outputs (in parallel for large outputs).
+fn per_block(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(j, o)| f(j, o));
+    } else {
+        out.chunks_mut(inner).enumerate().for_each(|(j, o)| f(j, o));
+    }
+}
+
 pub fn binary(
     a: &[f32],
     ashape: &Shape,
@@ -157,6 +187,20 @@ pub fn binary(
             } else if a.len() == 1 {
                 let x = a[0];
                 out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y));
+            } else if let (true, Some((mid, inner))) =
+                (ashape == out_shape, block_broadcast(bshape, out_shape))
+            {
+                per_block(&mut out, inner, |j, o| {
+                    let (x, y) = (&a[j * inner..(j + 1) * inner], b[j % mid]);
+                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, y));
+                });
+            } else if let (true, Some((mid, inner))) =
+                (bshape == out_shape, block_broadcast(ashape, out_shape))
+            {
+                per_block(&mut out, inner, |j, o| {
+                    let (x, y) = (a[j % mid], &b[j * inner..(j + 1) * inner]);
+                    o.iter_mut().zip(y).for_each(|(o, &y)| *o = f(x, y));
+                });
             } else {
                 let (a0, b0) = (view(a, ashape), view(b, bshape));
                 let av = a0
@@ -214,6 +258,74 @@ pub(crate) fn view<'a>(x: &'a [f32], shape: &Shape) -> ArrayViewD<'a, f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// out[i] for shapes broadcast by the index arithmetic alone (the reference).
+    fn broadcast_reference(
+        a: &[f32],
+        ashape: &[usize],
+        b: &[f32],
+        bshape: &[usize],
+        out: &[usize],
+    ) -> Vec<f32> {
+        let index = |shape: &[usize], flat: usize| -> usize {
+            let (mut rem, mut idx, mut stride) = (flat, 0, 1);
+            let lead = out.len() - shape.len();
+            let mut coords = vec![0; out.len()];
+            for d in (0..out.len()).rev() {
+                coords[d] = rem % out[d];
+                rem /= out[d];
+            }
+            for d in (0..shape.len()).rev() {
+                let c = if shape[d] == 1 { 0 } else { coords[d + lead] };
+                idx += c * stride;
+                stride *= shape[d];
+            }
+            idx
+        };
+        (0..out.iter().product())
+            .map(|i| a[index(ashape, i)] - b[index(bshape, i)])
+            .collect()
+    }
+
+    #[test]
+    fn per_block_broadcast_matches_the_index_rule() {
+        let cases: [(&[usize], &[usize]); 5] = [
+            (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+            (&[2, 3, 4, 5], &[3, 1, 1]),
+            (&[2, 3, 4, 5], &[1, 1, 4, 5]),
+            (&[2, 3, 16, 1], &[2, 3, 1, 1]),
+            (&[4, 64, 32, 32], &[1, 64, 1, 1]),
+        ];
+        for (full, small) in cases {
+            let (fs, ss) = (Shape::from(full), Shape::from(small));
+            let a: Vec<f32> = (0..fs.numel()).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..ss.numel()).map(|i| (i as f32 * 1.3).cos()).collect();
+            let ab = binary(&a, &fs, &b, &ss, &fs, BinaryOp::Sub);
+            assert_eq!(
+                ab,
+                broadcast_reference(&a, full, &b, small, full),
+                "{full:?} - {small:?}"
+            );
+            let ba = binary(&b, &ss, &a, &fs, &fs, BinaryOp::Sub);
+            assert_eq!(
+                ba,
+                broadcast_reference(&b, small, &a, full, full),
+                "{small:?} - {full:?}"
+            );
+        }
+        assert_eq!(
+            block_broadcast(&Shape::from([1, 3, 1, 1]), &Shape::from([2, 3, 4, 5])),
+            Some((3, 20))
+        );
+        assert_eq!(
+            block_broadcast(&Shape::from([2, 1, 1, 5]), &Shape::from([2, 3, 4, 5])),
+            None
+        );
+        assert_eq!(
+            block_broadcast(&Shape::from([1, 3, 1, 1]), &Shape::from([2, 3, 2, 2])),
+            None
+        );
+    }
 
     #[test]
     fn nan_propagates_through_relu_clamp_and_extrema() {
