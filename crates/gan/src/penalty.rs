@@ -136,19 +136,8 @@ pub fn gradient_penalty(
     alpha: &Tensor,
     lambda: f32,
 ) -> Result<Var> {
-    const LOSS: &str = "gradient_penalty";
-    check_lambda(LOSS, lambda)?;
-    let _record = GradModeGuard::new(true);
-    let xhat = interpolate(LOSS, real, fake, alpha)?;
-    let g = critic_input_grad(LOSS, critic, &xhat)?;
-    let axes: Vec<usize> = (1..g.dims().len()).collect();
-    let norm = g.sqr()?.sum(&axes, false)?.add_scalar(NORM_EPS)?.sqrt()?;
-    let gp = norm
-        .add_scalar(-1.0)?
-        .sqr()?
-        .mean_all()?
-        .mul_scalar(lambda)?;
-    check_finite(LOSS, gp)
+    let axes: Vec<usize> = (1..real.dims().len()).collect();
+    penalty("gradient_penalty", critic, real, fake, alpha, lambda, &axes)
 }
 
 /// SinGAN's penalty: `λ · mean_{n,h,w}((‖∇_x̂ D(x̂)[n, :, h, w]‖₂ − 1)²)`, the norm taken over the
@@ -162,16 +151,40 @@ pub fn singan_gradient_penalty(
     alpha: &Tensor,
     lambda: f32,
 ) -> Result<Var> {
-    const LOSS: &str = "singan_gradient_penalty";
-    check_lambda(LOSS, lambda)?;
+    penalty(
+        "singan_gradient_penalty",
+        critic,
+        real,
+        fake,
+        alpha,
+        lambda,
+        &[1],
+    )
+}
+
+/// `λ · mean((‖g‖₂ − 1)²)` with g = ∂D(x̂)/∂x̂, the norm over `norm_axes`, the mean over the rest.
+fn penalty(
+    loss: &str,
+    critic: Critic<'_>,
+    real: &Var,
+    fake: &Var,
+    alpha: &Tensor,
+    lambda: f32,
+    norm_axes: &[usize],
+) -> Result<Var> {
+    check_lambda(loss, lambda)?;
     let _record = GradModeGuard::new(true);
-    let xhat = interpolate(LOSS, real, fake, alpha)?;
-    let g = critic_input_grad(LOSS, critic, &xhat)?;
-    let norm = g.sqr()?.sum(&[1], false)?.add_scalar(NORM_EPS)?.sqrt()?;
+    let xhat = interpolate(loss, real, fake, alpha)?;
+    let g = critic_input_grad(loss, critic, &xhat)?;
+    let norm = g
+        .sqr()?
+        .sum(norm_axes, false)?
+        .add_scalar(NORM_EPS)?
+        .sqrt()?;
     let gp = norm
         .add_scalar(-1.0)?
         .sqr()?
         .mean_all()?
         .mul_scalar(lambda)?;
-    check_finite(LOSS, gp)
+    check_finite(loss, gp)
 }

@@ -192,6 +192,30 @@ fn normalize_with_input_stats(x: &Var, axes: &[usize], eps: f32) -> Result<(Var,
     Ok((y, mean, var))
 }
 
+/// The accessors BatchNorm2d and InstanceNorm2d share over their `NormState`.
+macro_rules! norm_accessors {
+    () => {
+        pub fn config(&self) -> &NormConfig {
+            &self.state.config
+        }
+        pub fn is_training(&self) -> bool {
+            self.state.training
+        }
+        pub fn weight(&self) -> Option<&Param> {
+            self.state.weight.as_ref()
+        }
+        pub fn bias(&self) -> Option<&Param> {
+            self.state.bias.as_ref()
+        }
+        pub fn running_mean(&self) -> Option<&Buffer> {
+            self.state.running_mean.as_ref()
+        }
+        pub fn running_var(&self) -> Option<&Buffer> {
+            self.state.running_var.as_ref()
+        }
+    };
+}
+
 /// Batch normalization over N, H, W of an [N, C, H, W] input (`torch.nn.BatchNorm2d`).
 ///
 /// * training: normalizes with the batch mean and the **biased** batch variance; updates
@@ -219,24 +243,7 @@ impl BatchNorm2d {
             state: NormState::new(config)?,
         })
     }
-    pub fn config(&self) -> &NormConfig {
-        &self.state.config
-    }
-    pub fn is_training(&self) -> bool {
-        self.state.training
-    }
-    pub fn weight(&self) -> Option<&Param> {
-        self.state.weight.as_ref()
-    }
-    pub fn bias(&self) -> Option<&Param> {
-        self.state.bias.as_ref()
-    }
-    pub fn running_mean(&self) -> Option<&Buffer> {
-        self.state.running_mean.as_ref()
-    }
-    pub fn running_var(&self) -> Option<&Buffer> {
-        self.state.running_var.as_ref()
-    }
+    norm_accessors!();
     pub fn num_batches_tracked(&self) -> Option<&Buffer> {
         self.state.num_batches_tracked.as_ref()
     }
@@ -304,24 +311,7 @@ impl InstanceNorm2d {
             state: NormState::new(config)?,
         })
     }
-    pub fn config(&self) -> &NormConfig {
-        &self.state.config
-    }
-    pub fn is_training(&self) -> bool {
-        self.state.training
-    }
-    pub fn weight(&self) -> Option<&Param> {
-        self.state.weight.as_ref()
-    }
-    pub fn bias(&self) -> Option<&Param> {
-        self.state.bias.as_ref()
-    }
-    pub fn running_mean(&self) -> Option<&Buffer> {
-        self.state.running_mean.as_ref()
-    }
-    pub fn running_var(&self) -> Option<&Buffer> {
-        self.state.running_var.as_ref()
-    }
+    norm_accessors!();
 
     pub fn forward(&self, x: &Var) -> Result<Var> {
         let s = &self.state;
