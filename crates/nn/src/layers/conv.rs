@@ -1,5 +1,5 @@
 //! `Conv2d`, like `torch.nn.Conv2d` (parameters `weight` [out, in, kh, kw] and `bias` [out]).
-use super::{expect_nchw, layer_error, WeightLayer};
+use super::{expect_nchw, expect_weight_shape, layer_error, WeightLayer};
 use crate::module::{join, Entry, Module};
 use crate::{init, Param, Result};
 use tessera_autograd::Var;
@@ -102,16 +102,7 @@ impl Conv2d {
     pub fn forward_with_weight(&self, x: &Var, weight: &Var) -> Result<Var> {
         let c = &self.config;
         let [_, _, h, w] = expect_nchw("Conv2d", x, Some(c.in_channels))?;
-        if weight.shape() != &self.weight.shape() {
-            return Err(layer_error(
-                "Conv2d",
-                format!(
-                    "weight of shape {} given where {} is expected",
-                    weight.shape(),
-                    self.weight.shape()
-                ),
-            ));
-        }
+        expect_weight_shape("Conv2d", weight, &self.weight)?;
         let [py, px] = c.padding;
         if c.padding_mode == Padding::Reflect && (py >= h.max(1) || px >= w.max(1)) {
             return Err(layer_error(

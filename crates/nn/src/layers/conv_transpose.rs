@@ -1,6 +1,6 @@
 //! `ConvTranspose2d`, like `torch.nn.ConvTranspose2d` (parameters `weight` [in, out, kh, kw] and
 //! `bias` [out]).
-use super::{expect_nchw, layer_error, WeightLayer};
+use super::{expect_nchw, expect_weight_shape, layer_error, WeightLayer};
 use crate::module::{join, Entry, Module};
 use crate::{init, Param, Result};
 use tessera_autograd::Var;
@@ -139,16 +139,7 @@ impl ConvTranspose2d {
     pub fn forward_with_weight(&self, x: &Var, weight: &Var) -> Result<Var> {
         let c = &self.config;
         let [_, _, h, w] = expect_nchw("ConvTranspose2d", x, Some(c.in_channels))?;
-        if weight.shape() != &self.weight.shape() {
-            return Err(layer_error(
-                "ConvTranspose2d",
-                format!(
-                    "weight of shape {} given where {} is expected",
-                    weight.shape(),
-                    self.weight.shape()
-                ),
-            ));
-        }
+        expect_weight_shape("ConvTranspose2d", weight, &self.weight)?;
         let out_hw = self.output_hw([h, w]).ok_or_else(|| {
             layer_error(
                 "ConvTranspose2d",

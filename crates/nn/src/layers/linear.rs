@@ -1,5 +1,5 @@
 //! `Linear`, like `torch.nn.Linear` (parameters `weight` [out, in] and `bias` [out]).
-use super::{layer_error, WeightLayer};
+use super::{expect_weight_shape, layer_error, WeightLayer};
 use crate::module::{join, Entry, Module};
 use crate::{init, Param, Result};
 use tessera_autograd::Var;
@@ -53,16 +53,7 @@ impl Linear {
                 ),
             ));
         }
-        if weight.shape() != &self.weight.shape() {
-            return Err(layer_error(
-                "Linear",
-                format!(
-                    "weight of shape {} given where {} is expected",
-                    weight.shape(),
-                    self.weight.shape()
-                ),
-            ));
-        }
+        expect_weight_shape("Linear", weight, &self.weight)?;
         let lead = &d[..d.len() - 1];
         let rows: usize = lead.iter().product();
         let bias = self.bias.as_ref().map(Param::var);

@@ -23,6 +23,25 @@ use crate::{Error, Result};
 use tessera_autograd::Var;
 
 /// `Error::Layer` for `layer`.
+/// A weight given in place of `param` (spectral norm's normalized weight) must have its shape.
+pub(crate) fn expect_weight_shape(
+    layer: &str,
+    weight: &tessera_autograd::Var,
+    param: &crate::Param,
+) -> crate::Result<()> {
+    if weight.shape() != &param.shape() {
+        return Err(layer_error(
+            layer,
+            format!(
+                "weight of shape {} given where {} is expected",
+                weight.shape(),
+                param.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn layer_error(layer: &str, why: impl Into<String>) -> Error {
     Error::Layer {
         layer: layer.into(),
