@@ -1,6 +1,6 @@
 //! `Conv2d`, like `torch.nn.Conv2d` (parameters `weight` [out, in, kh, kw] and `bias` [out]).
-use super::{expect_nchw, expect_weight_shape, layer_error, WeightLayer};
-use crate::module::{join, Entry, Module};
+use super::{expect_nchw, expect_weight_shape, layer_error, visit_weight_bias, WeightLayer};
+use crate::module::{Entry, Module};
 use crate::{init, Param, Result};
 use tessera_autograd::Var;
 use tessera_tensor::{Conv2dParams, PadMode, Rng};
@@ -156,10 +156,7 @@ impl WeightLayer for Conv2d {
 
 impl Module for Conv2d {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&join(prefix, "weight"), Entry::Param(&self.weight));
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), Entry::Param(b));
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
     fn set_training(&mut self, _training: bool) {}
 }

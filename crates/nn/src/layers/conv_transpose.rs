@@ -1,7 +1,7 @@
 //! `ConvTranspose2d`, like `torch.nn.ConvTranspose2d` (parameters `weight` [in, out, kh, kw] and
 //! `bias` [out]).
-use super::{expect_nchw, expect_weight_shape, layer_error, WeightLayer};
-use crate::module::{join, Entry, Module};
+use super::{expect_nchw, expect_weight_shape, layer_error, visit_weight_bias, WeightLayer};
+use crate::module::{Entry, Module};
 use crate::{init, Param, Result};
 use tessera_autograd::Var;
 use tessera_tensor::{Conv2dParams, Rng};
@@ -171,10 +171,7 @@ impl WeightLayer for ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&join(prefix, "weight"), Entry::Param(&self.weight));
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), Entry::Param(b));
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
     fn set_training(&mut self, _training: bool) {}
 }

@@ -1,6 +1,6 @@
 //! `Linear`, like `torch.nn.Linear` (parameters `weight` [out, in] and `bias` [out]).
-use super::{expect_weight_shape, layer_error, WeightLayer};
-use crate::module::{join, Entry, Module};
+use super::{expect_weight_shape, layer_error, visit_weight_bias, WeightLayer};
+use crate::module::{Entry, Module};
 use crate::{init, Param, Result};
 use tessera_autograd::Var;
 use tessera_tensor::Rng;
@@ -80,10 +80,7 @@ impl WeightLayer for Linear {
 
 impl Module for Linear {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&join(prefix, "weight"), Entry::Param(&self.weight));
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), Entry::Param(b));
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
     fn set_training(&mut self, _training: bool) {}
 }

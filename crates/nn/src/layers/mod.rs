@@ -42,6 +42,19 @@ pub(crate) fn expect_weight_shape(
     Ok(())
 }
 
+/// Visits `weight` and the optional `bias` under PyTorch's names.
+pub(crate) fn visit_weight_bias(
+    prefix: &str,
+    weight: &crate::Param,
+    bias: Option<&crate::Param>,
+    f: &mut dyn FnMut(&str, crate::Entry<'_>),
+) {
+    f(&crate::join(prefix, "weight"), crate::Entry::Param(weight));
+    if let Some(b) = bias {
+        f(&crate::join(prefix, "bias"), crate::Entry::Param(b));
+    }
+}
+
 pub(crate) fn layer_error(layer: &str, why: impl Into<String>) -> Error {
     Error::Layer {
         layer: layer.into(),
