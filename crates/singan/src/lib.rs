@@ -1,0 +1,1 @@
+//! SinGAN: a pyramid of small fully-convolutional GANs learned from one image.

@@ -1,0 +1,1 @@
+//! SPADE / GauGAN: semantic image synthesis from label maps.
