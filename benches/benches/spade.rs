@@ -1,6 +1,6 @@
 //! The SPADE layer (batch-norm variant, training mode, 151 label channels, hidden width 128) at
 //! the SPADE generator's shapes, forward and forward + backward (gradients for the input and every
-//! parameter). `benches/torch_bench.py` times the same layer built from torch.nn.
+//! parameter). `benches/torch_spade.py` times the same layer built from torch.nn.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
 use tessera_autograd::{grad, Var};

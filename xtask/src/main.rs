@@ -1,8 +1,9 @@
 //! `cargo xtask <task>`: the project's own tasks.
 //!
 //! - `ci`: exactly what `.ci/run` runs (format check, every target built and tested).
-//! - `bench [--quick]`: the criterion benches, then `benches/torch_bench.py` timing the same work
-//!   with PyTorch in the same run, then a table of ratios (ours / PyTorch).
+//! - `bench [--quick] [NAME...]`: the criterion benches `benches/benches/NAME.rs` (all of them when no
+//!   name is given), then each matching `benches/torch_NAME.py` timing the same work with PyTorch in the
+//!   same run, then a table of ratios (ours / PyTorch).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -11,9 +12,16 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench(
+            args.iter().any(|a| a == "--quick"),
+            &args[1..]
+                .iter()
+                .filter(|a| !a.starts_with("--"))
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        ),
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask bench [--quick]");
+            eprintln!("usage: cargo xtask ci | cargo xtask bench [--quick] [NAME...]");
             return ExitCode::from(2);
         }
     };
@@ -113,20 +121,39 @@ fn number_array(json: &str, key: &str) -> Vec<f64> {
         .collect()
 }
 
-/// Lines "id min_ms median_ms" printed by the PyTorch script.
-fn torch_times(python: &str, quick: bool) -> Result<BTreeMap<String, (f64, f64)>, String> {
+/// The bench targets: `benches/benches/NAME.rs`, sorted.
+fn bench_names() -> Result<Vec<String>, String> {
+    let dir = root().join("benches/benches");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".rs")?.to_string())
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Lines "id min_ms median_ms" printed by the PyTorch script `script`.
+fn torch_times(
+    python: &str,
+    script: &Path,
+    quick: bool,
+) -> Result<BTreeMap<String, (f64, f64)>, String> {
     let mut cmd = Command::new(python);
-    cmd.arg(root().join("benches/torch_bench.py"));
+    cmd.arg(script);
     if quick {
         cmd.arg("--quick");
     }
-    eprintln!("+ {python} benches/torch_bench.py");
+    eprintln!("+ {python} {}", script.display());
     let out = cmd
         .output()
         .map_err(|e| format!("{python}: {e} (set TESSERA_TORCH_PYTHON to a python with torch)"))?;
     if !out.status.success() {
         return Err(format!(
-            "torch_bench.py failed: {}",
+            "{} failed: {}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -142,15 +169,36 @@ fn torch_times(python: &str, quick: bool) -> Result<BTreeMap<String, (f64, f64)>
         .collect())
 }
 
-fn bench(quick: bool) -> Result<(), String> {
+fn bench(quick: bool, names: &[&str]) -> Result<(), String> {
+    let all = bench_names()?;
+    let names: Vec<&str> = if names.is_empty() {
+        all.iter().map(String::as_str).collect()
+    } else {
+        if let Some(unknown) = names.iter().find(|n| !all.iter().any(|a| a == *n)) {
+            return Err(format!(
+                "no bench benches/benches/{unknown}.rs (have: {})",
+                all.join(", ")
+            ));
+        }
+        names.to_vec()
+    };
     let mut args = vec!["bench", "-p", "tessera-benches"];
+    for name in &names {
+        args.extend(["--bench", name]);
+    }
     if quick {
         args.extend(["--", "--quick"]);
     }
     run("cargo", &args)?;
     let ours = criterion_times()?;
     let python = std::env::var("TESSERA_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let torch = torch_times(&python, quick)?;
+    let mut torch = BTreeMap::new();
+    for name in &names {
+        let script = root().join(format!("benches/torch_{name}.py"));
+        if script.exists() {
+            torch.extend(torch_times(&python, &script, quick)?);
+        }
+    }
     println!("| benchmark | tessera min / median (ms) | PyTorch min / median (ms) | ratio of mins | ratio of medians |");
     println!("|---|---:|---:|---:|---:|");
     for (id, (tmin, tmed)) in &torch {
