@@ -1,0 +1,1033 @@
+//! Launchers for the kernels behind tessera's tensor ops. Every function takes dense row-major
+//! device buffers with their dimensions (already validated by the caller: `tessera-tensor` checks
+//! shapes before it calls in here) and returns a new buffer.
+//!
+//! Every launch is `unsafe`: the kernel trusts its pointer arguments and sizes. Each call site
+//! states its contract: which buffers are read and written, and why every index the kernel forms
+//! from the passed sizes lies inside them.
+use crate::kernels::{self, Kernel};
+use crate::{Buffer, Error, Gpu, Result};
+use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+
+pub(crate) const BLOCK: u32 = 256;
+const MAX_RANK: usize = 8;
+
+/// Launches `kernel` with the given arguments (an `unsafe` operation: see the module docs).
+macro_rules! launch {
+    ($gpu:expr, $kernel:expr, $cfg:expr, $($arg:expr),* $(,)?) => {{
+        let f = $gpu.function($kernel)?;
+        let mut b = $gpu.stream().launch_builder(&f);
+        $( b.arg($arg); )*
+        b.launch($cfg).map(|_| ()).map_err($crate::driver_err($kernel.name))
+    }};
+}
+pub(crate) use launch;
+
+/// A grid-stride launch over `n` elements.
+pub(crate) fn grid_1d(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 20) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Kernels index with 32-bit integers.
+pub(crate) fn check_len(op: &'static str, what: &'static str, value: usize) -> Result<u32> {
+    if value > i32::MAX as usize {
+        return Err(Error::TooLarge { op, what, value });
+    }
+    Ok(value as u32)
+}
+
+/// Elementwise codes of `tessera_unary` (see `elementwise.cu`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnaryCode {
+    pub op: i32,
+    pub a: f32,
+    pub b: f32,
+    pub cmp: i32,
+}
+
+/// Codes of `unary_op`, `binary_op` and `cmp_op` in `elementwise.cu`.
+pub mod codes {
+    pub const NEG: i32 = 0;
+    pub const EXP: i32 = 1;
+    pub const LOG: i32 = 2;
+    pub const SQRT: i32 = 3;
+    pub const RSQRT: i32 = 4;
+    pub const ABS: i32 = 5;
+    pub const SIGN: i32 = 6;
+    pub const RELU: i32 = 7;
+    pub const LEAKY_RELU: i32 = 8;
+    pub const TANH: i32 = 9;
+    pub const SIGMOID: i32 = 10;
+    pub const POWF: i32 = 11;
+    pub const CLAMP: i32 = 12;
+    pub const AFFINE: i32 = 13;
+    pub const CMP_SCALAR: i32 = 14;
+
+    pub const ADD: i32 = 0;
+    pub const SUB: i32 = 1;
+    pub const MUL: i32 = 2;
+    pub const DIV: i32 = 3;
+    pub const POW: i32 = 4;
+    pub const MAXIMUM: i32 = 5;
+    pub const MINIMUM: i32 = 6;
+    pub const CMP: i32 = 7;
+
+    pub const EQ: i32 = 0;
+    pub const NE: i32 = 1;
+    pub const LT: i32 = 2;
+    pub const LE: i32 = 3;
+    pub const GT: i32 = 4;
+    pub const GE: i32 = 5;
+
+    pub const REDUCE_SUM: i32 = 0;
+    pub const REDUCE_MAX: i32 = 1;
+    pub const REDUCE_MIN: i32 = 2;
+    pub const REDUCE_VAR: i32 = 3;
+    pub const REDUCE_VAR_UNBIASED: i32 = 4;
+
+    pub const PAD_ZERO: i32 = 0;
+    pub const PAD_REFLECT: i32 = 1;
+    pub const PAD_REPLICATE: i32 = 2;
+
+    pub const NEAREST: i32 = 0;
+    pub const BILINEAR: i32 = 1;
+    pub const BILINEAR_ALIGN_CORNERS: i32 = 2;
+}
+
+/// `Strided3` of `common.cuh`: an iteration space and three operands' strides in it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Strided3 {
+    rank: u32,
+    dims: [u32; MAX_RANK],
+    s0: [u32; MAX_RANK],
+    s1: [u32; MAX_RANK],
+    s2: [u32; MAX_RANK],
+}
+
+// SAFETY: a plain `repr(C)` struct of u32s, laid out exactly like `Strided3` in common.cuh.
+unsafe impl DeviceRepr for Strided3 {}
+
+impl Strided3 {
+    /// The space `dims` with each operand's strides, after dropping size-1 axes and merging
+    /// neighbouring axes that every operand walks contiguously (fewer divisions per element).
+    pub fn new(op: &'static str, dims: &[usize], strides: [&[usize]; 3]) -> Result<Strided3> {
+        let mut axes: Vec<(usize, [usize; 3])> = Vec::new();
+        for (i, &d) in dims.iter().enumerate() {
+            if d == 1 {
+                continue;
+            }
+            let s = [strides[0][i], strides[1][i], strides[2][i]];
+            match axes.last_mut() {
+                Some((pd, ps)) if (0..3).all(|k| ps[k] == s[k] * d) => {
+                    *pd *= d;
+                    *ps = s;
+                }
+                _ => axes.push((d, s)),
+            }
+        }
+        if axes.len() > MAX_RANK {
+            return Err(Error::TooLarge {
+                op,
+                what: "rank after merging axes",
+                value: axes.len(),
+            });
+        }
+        let mut l = Strided3 {
+            rank: axes.len() as u32,
+            ..Default::default()
+        };
+        for (i, (d, s)) in axes.into_iter().enumerate() {
+            l.dims[i] = check_len(op, "dimension", d)?;
+            l.s0[i] = check_len(op, "stride", s[0])?;
+            l.s1[i] = check_len(op, "stride", s[1])?;
+            l.s2[i] = check_len(op, "stride", s[2])?;
+        }
+        Ok(l)
+    }
+}
+
+pub fn contiguous_strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1];
+    }
+    s
+}
+
+/// Strides of `dims` read as if broadcast to `out` (right-aligned; 0 along broadcast axes).
+pub fn broadcast_strides(dims: &[usize], out: &[usize]) -> Vec<usize> {
+    let own = contiguous_strides(dims);
+    let lead = out.len() - dims.len();
+    (0..out.len())
+        .map(|i| {
+            if i < lead || dims[i - lead] == 1 {
+                0
+            } else {
+                own[i - lead]
+            }
+        })
+        .collect()
+}
+
+fn numel(dims: &[usize]) -> usize {
+    dims.iter().product()
+}
+
+pub fn fill(gpu: &Gpu, len: usize, value: f32) -> Result<Buffer> {
+    let n = check_len("fill", "elements", len)?;
+    let mut out = gpu.alloc(len)?;
+    if len > 0 {
+        // SAFETY: writes out[0..n), which has n elements.
+        unsafe { launch!(gpu, kernels::FILL, grid_1d(len), &mut out, &n, &value) }?;
+    }
+    Ok(out)
+}
+
+pub fn unary(gpu: &Gpu, x: &Buffer, code: UnaryCode) -> Result<Buffer> {
+    let len = x.len();
+    let n = check_len("unary", "elements", len)?;
+    let mut out = gpu.alloc(len)?;
+    if len > 0 {
+        // SAFETY: reads x[0..n) and writes out[0..n); both have n elements.
+        unsafe {
+            launch!(
+                gpu,
+                kernels::UNARY,
+                grid_1d(len),
+                &mut out,
+                x,
+                &n,
+                &code.op,
+                &code.a,
+                &code.b,
+                &code.cmp
+            )
+        }?;
+    }
+    Ok(out)
+}
+
+/// `op`/`cmp` are codes of [`codes`]; `out_dims` is the broadcast of both shapes.
+#[allow(clippy::too_many_arguments)]
+pub fn binary(
+    gpu: &Gpu,
+    a: &Buffer,
+    a_dims: &[usize],
+    b: &Buffer,
+    b_dims: &[usize],
+    out_dims: &[usize],
+    op: i32,
+    cmp: i32,
+) -> Result<Buffer> {
+    let len = numel(out_dims);
+    let n = check_len("binary", "elements", len)?;
+    let mut out = gpu.alloc(len)?;
+    if len == 0 {
+        return Ok(out);
+    }
+    if a_dims == b_dims {
+        // SAFETY: a, b and out all have n elements; the kernel touches indices 0..n.
+        unsafe {
+            launch!(
+                gpu,
+                kernels::BINARY_SAME,
+                grid_1d(len),
+                &mut out,
+                a,
+                b,
+                &n,
+                &op,
+                &cmp
+            )
+        }?;
+        return Ok(out);
+    }
+    let l = Strided3::new(
+        "binary",
+        out_dims,
+        [
+            &contiguous_strides(out_dims),
+            &broadcast_strides(a_dims, out_dims),
+            &broadcast_strides(b_dims, out_dims),
+        ],
+    )?;
+    // SAFETY: out is contiguous over out_dims (n elements); a and b are read through their
+    // broadcast strides, which keep every offset inside their own dims (stride 0 on broadcast axes).
+    unsafe {
+        launch!(
+            gpu,
+            kernels::BINARY,
+            grid_1d(len),
+            &mut out,
+            a,
+            b,
+            &l,
+            &n,
+            &op,
+            &cmp
+        )
+    }?;
+    Ok(out)
+}
+
+pub fn where_cond(
+    gpu: &Gpu,
+    cond: (&Buffer, &[usize]),
+    on_true: (&Buffer, &[usize]),
+    on_false: (&Buffer, &[usize]),
+    out_dims: &[usize],
+) -> Result<Buffer> {
+    let len = numel(out_dims);
+    let n = check_len("where_cond", "elements", len)?;
+    let mut out = gpu.alloc(len)?;
+    if len == 0 {
+        return Ok(out);
+    }
+    let l = Strided3::new(
+        "where_cond",
+        out_dims,
+        [
+            &broadcast_strides(cond.1, out_dims),
+            &broadcast_strides(on_true.1, out_dims),
+            &broadcast_strides(on_false.1, out_dims),
+        ],
+    )?;
+    // SAFETY: out has n elements written at 0..n; the three inputs are read through broadcast
+    // strides of their own dims.
+    unsafe {
+        launch!(
+            gpu,
+            kernels::WHERE,
+            grid_1d(len),
+            &mut out,
+            cond.0,
+            on_true.0,
+            on_false.0,
+            &l,
+            &n
+        )
+    }?;
+    Ok(out)
+}
+
+/// dst[dst_off + Σ i·dst_strides] = src[src_off + Σ i·src_strides] over `dims`.
+#[allow(clippy::too_many_arguments)]
+fn copy_strided(
+    gpu: &Gpu,
+    dst: &mut Buffer,
+    src: &Buffer,
+    dims: &[usize],
+    dst_strides: &[usize],
+    src_strides: &[usize],
+    dst_off: usize,
+    src_off: usize,
+) -> Result<()> {
+    let len = numel(dims);
+    if len == 0 {
+        return Ok(());
+    }
+    let n = check_len("copy", "elements", len)?;
+    let l = Strided3::new("copy", dims, [dst_strides, src_strides, src_strides])?;
+    let (d, s) = (
+        check_len("copy", "offset", dst_off)?,
+        check_len("copy", "offset", src_off)?,
+    );
+    // SAFETY: callers pass strides and offsets that describe a region inside dst and src (a
+    // permutation, broadcast, sub-block or placement of the source in the destination).
+    unsafe {
+        launch!(
+            gpu,
+            kernels::COPY_STRIDED,
+            grid_1d(len),
+            dst,
+            src,
+            &l,
+            &n,
+            &d,
+            &s
+        )
+    }
+}
+
+pub fn permute(gpu: &Gpu, x: &Buffer, dims: &[usize], perm: &[usize]) -> Result<Buffer> {
+    let out_dims: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
+    let in_strides = contiguous_strides(dims);
+    let src_strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    let mut out = gpu.alloc(x.len())?;
+    copy_strided(
+        gpu,
+        &mut out,
+        x,
+        &out_dims,
+        &contiguous_strides(&out_dims),
+        &src_strides,
+        0,
+        0,
+    )?;
+    Ok(out)
+}
+
+pub fn broadcast_to(gpu: &Gpu, x: &Buffer, dims: &[usize], out_dims: &[usize]) -> Result<Buffer> {
+    let mut out = gpu.alloc(numel(out_dims))?;
+    copy_strided(
+        gpu,
+        &mut out,
+        x,
+        out_dims,
+        &contiguous_strides(out_dims),
+        &broadcast_strides(dims, out_dims),
+        0,
+        0,
+    )?;
+    Ok(out)
+}
+
+pub fn narrow(
+    gpu: &Gpu,
+    x: &Buffer,
+    dims: &[usize],
+    axis: usize,
+    start: usize,
+    len: usize,
+) -> Result<Buffer> {
+    let mut out_dims = dims.to_vec();
+    out_dims[axis] = len;
+    let in_strides = contiguous_strides(dims);
+    let mut out = gpu.alloc(numel(&out_dims))?;
+    copy_strided(
+        gpu,
+        &mut out,
+        x,
+        &out_dims,
+        &contiguous_strides(&out_dims),
+        &in_strides,
+        0,
+        start * in_strides[axis],
+    )?;
+    Ok(out)
+}
+
+pub fn pad_axis(
+    gpu: &Gpu,
+    x: &Buffer,
+    dims: &[usize],
+    axis: usize,
+    before: usize,
+    after: usize,
+) -> Result<Buffer> {
+    let mut out_dims = dims.to_vec();
+    out_dims[axis] += before + after;
+    let out_strides = contiguous_strides(&out_dims);
+    let mut out = gpu.zeros(numel(&out_dims))?;
+    copy_strided(
+        gpu,
+        &mut out,
+        x,
+        dims,
+        &out_strides,
+        &contiguous_strides(dims),
+        before * out_strides[axis],
+        0,
+    )?;
+    Ok(out)
+}
+
+pub fn concat(gpu: &Gpu, parts: &[(&Buffer, &[usize])], axis: usize) -> Result<Buffer> {
+    let mut out_dims = parts[0].1.to_vec();
+    out_dims[axis] = parts.iter().map(|p| p.1[axis]).sum();
+    let out_strides = contiguous_strides(&out_dims);
+    let mut out = gpu.alloc(numel(&out_dims))?;
+    let mut at = 0;
+    for (buf, dims) in parts {
+        copy_strided(
+            gpu,
+            &mut out,
+            buf,
+            dims,
+            &out_strides,
+            &contiguous_strides(dims),
+            at * out_strides[axis],
+            0,
+        )?;
+        at += dims[axis];
+    }
+    Ok(out)
+}
+
+/// Reduces over `axes` (sorted, unique) with a [`codes`] `REDUCE_*` op; kept dims stay in order.
+pub fn reduce(gpu: &Gpu, x: &Buffer, dims: &[usize], axes: &[usize], op: i32) -> Result<Buffer> {
+    let strides = contiguous_strides(dims);
+    let split = |keep: bool| -> (Vec<usize>, Vec<usize>) {
+        (0..dims.len())
+            .filter(|a| axes.contains(a) != keep)
+            .map(|a| (dims[a], strides[a]))
+            .unzip()
+    };
+    let (kept_dims, kept_strides) = split(true);
+    let (red_dims, red_strides) = split(false);
+    let outputs = numel(&kept_dims);
+    let run = check_len("reduce", "reduced elements", numel(&red_dims))?;
+    check_len("reduce", "elements", x.len())?;
+    let mut out = gpu.alloc(outputs)?;
+    if outputs == 0 {
+        return Ok(out);
+    }
+    let kept = Strided3::new("reduce", &kept_dims, [&kept_strides; 3])?;
+    let red = Strided3::new("reduce", &red_dims, [&red_strides; 3])?;
+    let cfg = LaunchConfig {
+        grid_dim: (check_len("reduce", "outputs", outputs)?, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: block b writes out[b] for b < outputs; it reads x at the kept offset of b plus the
+    // reduced offsets of r < run, both built from x's own dims and strides.
+    unsafe {
+        launch!(
+            gpu,
+            kernels::REDUCE,
+            cfg,
+            &mut out,
+            x,
+            &kept,
+            &red,
+            &run,
+            &op
+        )
+    }?;
+    Ok(out)
+}
+
+/// Geometry of a convolution, laid out as `ConvGeom` in gemm.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: i32,
+    pub c: i32,
+    pub h: i32,
+    pub w: i32,
+    pub co: i32,
+    pub kh: i32,
+    pub kw: i32,
+    pub ho: i32,
+    pub wo: i32,
+    pub sh: i32,
+    pub sw: i32,
+    pub ph: i32,
+    pub pw: i32,
+    pub dh: i32,
+    pub dw: i32,
+}
+
+// SAFETY: a plain `repr(C)` struct of i32s, laid out exactly like `ConvGeom` in gemm.cu.
+unsafe impl DeviceRepr for ConvGeom {}
+
+/// Convolution geometry in PyTorch's terms: input [n, c, h, w], weight [co, c, kh, kw], output
+/// [n, co, ho, wo], stride, padding and dilation as (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    pub input: [usize; 4],
+    pub weight: [usize; 4],
+    pub out_hw: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Conv2d {
+    fn geom(&self, op: &'static str) -> Result<ConvGeom> {
+        let [n, c, h, w] = self.input;
+        let [co, _, kh, kw] = self.weight;
+        for len in [
+            n * c * h * w,
+            n * co * self.out_hw[0] * self.out_hw[1],
+            co * c * kh * kw,
+        ] {
+            check_len(op, "elements", len)?;
+        }
+        let i = |v: usize| v as i32;
+        Ok(ConvGeom {
+            n: i(n),
+            c: i(c),
+            h: i(h),
+            w: i(w),
+            co: i(co),
+            kh: i(kh),
+            kw: i(kw),
+            ho: i(self.out_hw[0]),
+            wo: i(self.out_hw[1]),
+            sh: i(self.stride[0]),
+            sw: i(self.stride[1]),
+            ph: i(self.padding[0]),
+            pw: i(self.padding[1]),
+            dh: i(self.dilation[0]),
+            dw: i(self.dilation[1]),
+        })
+    }
+}
+
+/// Tile shape and K split of one GEMM-shaped launch.
+struct GemmPlan {
+    large_tile: bool,
+    cfg: LaunchConfig,
+    k_chunk: i32,
+    split: bool,
+}
+
+/// Picks the 128×128 tile when it alone fills every SM, else 64×64; when even that leaves the
+/// GPU under two blocks per SM and K is long, splits K (each part at least 256 deep).
+fn gemm_plan(gpu: &Gpu, m: usize, n: usize, k: usize, allow_split: bool) -> Result<GemmPlan> {
+    let sms = gpu.sm_count() as usize;
+    let large_tile = m.div_ceil(128) * n.div_ceil(128) >= sms;
+    let tile = if large_tile { 128 } else { 64 };
+    let blocks = m.div_ceil(tile) * n.div_ceil(tile);
+    let mut splits = 1;
+    if allow_split && blocks < 2 * sms {
+        splits = (2 * sms).div_ceil(blocks).min(k / 256).clamp(1, 65535);
+    }
+    let k_chunk = k.div_ceil(splits).next_multiple_of(16).max(16);
+    let splits = k.div_ceil(k_chunk).max(1);
+    let grid_y = m.div_ceil(tile);
+    if grid_y > 65535 {
+        return Err(Error::TooLarge {
+            op: "gemm",
+            what: "row tiles",
+            value: grid_y,
+        });
+    }
+    Ok(GemmPlan {
+        large_tile,
+        cfg: LaunchConfig {
+            grid_dim: (
+                check_len("gemm", "column tiles", n.div_ceil(tile))?,
+                grid_y as u32,
+                splits as u32,
+            ),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        k_chunk: check_len("gemm", "k", k_chunk)? as i32,
+        split: splits > 1,
+    })
+}
+
+/// The output buffer of a planned GEMM: zeroed when K is split (the parts are added atomically).
+fn gemm_output(gpu: &Gpu, plan: &GemmPlan, len: usize) -> Result<Buffer> {
+    if plan.split {
+        gpu.zeros(len)
+    } else {
+        gpu.alloc(len)
+    }
+}
+
+/// [batch, m, k] × [batch or 1, k, n] → [batch, m, n].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    gpu: &Gpu,
+    a: &Buffer,
+    b: &Buffer,
+    batch: usize,
+    b_batched: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<Buffer> {
+    for len in [batch * m * k, batch * k * n, batch * m * n] {
+        check_len("matmul", "elements", len)?;
+    }
+    if batch > 65535 {
+        return Err(Error::TooLarge {
+            op: "matmul",
+            what: "batch",
+            value: batch,
+        });
+    }
+    if batch * m * n == 0 || k == 0 {
+        return fill(gpu, batch * m * n, 0.0);
+    }
+    let mut plan = gemm_plan(gpu, m, n, k, false)?;
+    plan.cfg.grid_dim.2 = batch as u32;
+    let mut out = gpu.alloc(batch * m * n)?;
+    let kernel = if plan.large_tile {
+        kernels::MATMUL_128
+    } else {
+        kernels::MATMUL_64
+    };
+    let (mi, ni, ki, bb) = (m as i32, n as i32, k as i32, b_batched as i32);
+    // SAFETY: block z reads a[z·m·k..][..m·k] and b[(z or 0)·k·n..][..k·n] and writes
+    // out[z·m·n..][..m·n] for z < batch; row and column indices are bounds-checked against m, n, k.
+    unsafe {
+        launch!(
+            gpu,
+            kernel,
+            plan.cfg,
+            &mut out,
+            a,
+            b,
+            &mi,
+            &ni,
+            &ki,
+            &bb,
+            &plan.k_chunk
+        )
+    }?;
+    Ok(out)
+}
+
+/// Launches one of the three convolution GEMMs: `kernels` are its (128, 64) tile variants,
+/// (m, n, k) its GEMM size, `out_len` the result's length.
+fn conv_gemm(
+    gpu: &Gpu,
+    kernels: (Kernel, Kernel),
+    (m, n, k): (usize, usize, usize),
+    out_len: usize,
+    a: &Buffer,
+    b: &Buffer,
+    g: ConvGeom,
+) -> Result<Buffer> {
+    if out_len == 0 || k == 0 {
+        return fill(gpu, out_len, 0.0);
+    }
+    let plan = gemm_plan(gpu, m, n, k, true)?;
+    let mut out = gemm_output(gpu, &plan, out_len)?;
+    let kernel = if plan.large_tile {
+        kernels.0
+    } else {
+        kernels.1
+    };
+    // SAFETY: the kernel's problem struct derives every index from `g`, which describes the
+    // buffers' true sizes (checked by Tensor and by Conv2d::geom); out-of-range taps of padded
+    // windows are skipped, not read. With a K split, `out` is zeroed and written atomically.
+    unsafe { launch!(gpu, kernel, plan.cfg, &mut out, a, b, &g, &plan.k_chunk) }?;
+    Ok(out)
+}
+
+/// Cross-correlation like `F.conv2d` without bias.
+pub fn conv2d(gpu: &Gpu, x: &Buffer, w: &Buffer, p: Conv2d) -> Result<Buffer> {
+    let g = p.geom("conv2d")?;
+    let [n, c, _, _] = p.input;
+    let [co, _, kh, kw] = p.weight;
+    let pix = n * p.out_hw[0] * p.out_hw[1];
+    conv_gemm(
+        gpu,
+        (kernels::CONV2D_FWD_128, kernels::CONV2D_FWD_64),
+        (co, pix, c * kh * kw),
+        co * pix,
+        x,
+        w,
+        g,
+    )
+}
+
+/// Gradient of `conv2d` with respect to its input, from the output gradient `gy`.
+pub fn conv2d_input_grad(gpu: &Gpu, gy: &Buffer, w: &Buffer, p: Conv2d) -> Result<Buffer> {
+    let g = p.geom("conv2d_input_grad")?;
+    let [n, c, h, wd] = p.input;
+    let [co, _, kh, kw] = p.weight;
+    conv_gemm(
+        gpu,
+        (kernels::CONV2D_DGRAD_128, kernels::CONV2D_DGRAD_64),
+        (c, n * h * wd, co * kh * kw),
+        n * c * h * wd,
+        gy,
+        w,
+        g,
+    )
+}
+
+/// Gradient of `conv2d` with respect to its weight, from the input `x` and output gradient `gy`.
+pub fn conv2d_weight_grad(gpu: &Gpu, x: &Buffer, gy: &Buffer, p: Conv2d) -> Result<Buffer> {
+    let g = p.geom("conv2d_weight_grad")?;
+    let [n, c, _, _] = p.input;
+    let [co, _, kh, kw] = p.weight;
+    conv_gemm(
+        gpu,
+        (kernels::CONV2D_WGRAD_128, kernels::CONV2D_WGRAD_64),
+        (co, c * kh * kw, n * p.out_hw[0] * p.out_hw[1]),
+        co * c * kh * kw,
+        x,
+        gy,
+        g,
+    )
+}
+
+/// Per-plane spatial geometry passed to the pooling, padding and resizing kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct Planes {
+    /// N·C.
+    pub planes: usize,
+    pub in_hw: [usize; 2],
+    pub out_hw: [usize; 2],
+}
+
+impl Planes {
+    fn sizes(&self, op: &'static str) -> Result<(u32, [i32; 4])> {
+        check_len(op, "elements", self.planes * self.in_hw[0] * self.in_hw[1])?;
+        check_len(
+            op,
+            "elements",
+            self.planes * self.out_hw[0] * self.out_hw[1],
+        )?;
+        Ok((
+            self.planes as u32,
+            [
+                self.in_hw[0] as i32,
+                self.in_hw[1] as i32,
+                self.out_hw[0] as i32,
+                self.out_hw[1] as i32,
+            ],
+        ))
+    }
+    fn in_len(&self) -> usize {
+        self.planes * self.in_hw[0] * self.in_hw[1]
+    }
+    fn out_len(&self) -> usize {
+        self.planes * self.out_hw[0] * self.out_hw[1]
+    }
+}
+
+/// `pads` = [left, right, top, bottom]; `mode` a `PAD_*` code. `adjoint` sums the padded
+/// `x` (of the padded size) back onto the unpadded planes.
+pub fn pad2d(
+    gpu: &Gpu,
+    x: &Buffer,
+    planes: usize,
+    hw: [usize; 2],
+    pads: [usize; 4],
+    mode: i32,
+    adjoint: bool,
+) -> Result<Buffer> {
+    let padded = [hw[0] + pads[2] + pads[3], hw[1] + pads[0] + pads[1]];
+    let geo = Planes {
+        planes,
+        in_hw: hw,
+        out_hw: padded,
+    };
+    let (np, [h, w, _, _]) = geo.sizes("pad2d")?;
+    let [l, r, t, b] = pads.map(|v| v as i32);
+    let cfg = grid_1d(geo.out_len());
+    if adjoint {
+        let mut out = gpu.zeros(geo.in_len())?;
+        if geo.out_len() > 0 {
+            // SAFETY: reads the padded planes x[0..planes·hp·wp) and adds into out's planes·h·w
+            // elements at source positions inside each h×w plane.
+            unsafe {
+                launch!(
+                    gpu,
+                    kernels::PAD2D_ADJOINT,
+                    cfg,
+                    &mut out,
+                    x,
+                    &np,
+                    &h,
+                    &w,
+                    &l,
+                    &r,
+                    &t,
+                    &b,
+                    &mode
+                )
+            }?;
+        }
+        return Ok(out);
+    }
+    let mut out = gpu.alloc(geo.out_len())?;
+    if geo.out_len() > 0 {
+        // SAFETY: writes every one of out's planes·hp·wp elements, reading x inside its planes.
+        unsafe {
+            launch!(
+                gpu,
+                kernels::PAD2D,
+                cfg,
+                &mut out,
+                x,
+                &np,
+                &h,
+                &w,
+                &l,
+                &r,
+                &t,
+                &b,
+                &mode
+            )
+        }?;
+    }
+    Ok(out)
+}
+
+/// Average pooling (`adjoint`: `x` is pooled, the result has `geo.in_hw`).
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d(
+    gpu: &Gpu,
+    x: &Buffer,
+    geo: Planes,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    count_include_pad: bool,
+    adjoint: bool,
+) -> Result<Buffer> {
+    let (np, [h, w, ho, wo]) = geo.sizes("avg_pool2d")?;
+    let [kh, kw] = kernel.map(|v| v as i32);
+    let [sh, sw] = stride.map(|v| v as i32);
+    let [ph, pw] = padding.map(|v| v as i32);
+    let inc = count_include_pad as i32;
+    let cfg = grid_1d(geo.out_len());
+    let (mut out, k) = if adjoint {
+        (gpu.zeros(geo.in_len())?, kernels::AVG_POOL2D_ADJOINT)
+    } else {
+        (gpu.alloc(geo.out_len())?, kernels::AVG_POOL2D)
+    };
+    if geo.out_len() > 0 {
+        // SAFETY: one thread per pooled element (planes·ho·wo); window spans are clipped to the
+        // h×w plane, so reads (forward) or atomic adds (adjoint) stay inside the unpooled planes.
+        unsafe {
+            launch!(
+                gpu, k, cfg, &mut out, x, &np, &h, &w, &ho, &wo, &kh, &kw, &sh, &sw, &ph, &pw, &inc
+            )
+        }?;
+    }
+    Ok(out)
+}
+
+/// Window geometry of max pooling: kernel, stride, padding, dilation as (height, width).
+#[derive(Clone, Copy, Debug)]
+pub struct MaxPool {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl MaxPool {
+    fn args(&self) -> [i32; 8] {
+        [
+            self.kernel[0],
+            self.kernel[1],
+            self.stride[0],
+            self.stride[1],
+            self.padding[0],
+            self.padding[1],
+            self.dilation[0],
+            self.dilation[1],
+        ]
+        .map(|v| v as i32)
+    }
+}
+
+/// Max pooling: (values, window offsets).
+pub fn max_pool2d(gpu: &Gpu, x: &Buffer, geo: Planes, p: MaxPool) -> Result<(Buffer, Buffer)> {
+    let (np, [h, w, ho, wo]) = geo.sizes("max_pool2d")?;
+    let [kh, kw, sh, sw, ph, pw, dh, dw] = p.args();
+    let mut out = gpu.alloc(geo.out_len())?;
+    let mut idx = gpu.alloc(geo.out_len())?;
+    if geo.out_len() > 0 {
+        // SAFETY: writes out and idx at 0..planes·ho·wo; window taps outside h×w are skipped.
+        unsafe {
+            launch!(
+                gpu,
+                kernels::MAX_POOL2D,
+                grid_1d(geo.out_len()),
+                &mut out,
+                &mut idx,
+                x,
+                &np,
+                &h,
+                &w,
+                &ho,
+                &wo,
+                &kh,
+                &kw,
+                &sh,
+                &sw,
+                &ph,
+                &pw,
+                &dh,
+                &dw
+            )
+        }?;
+    }
+    Ok((out, idx))
+}
+
+/// `scatter`: adds pooled `x` into the input positions `idx` names (result of `geo.in_hw`);
+/// otherwise gathers input `x` at those positions (result of `geo.out_hw`).
+pub fn max_pool2d_route(
+    gpu: &Gpu,
+    x: &Buffer,
+    idx: &Buffer,
+    geo: Planes,
+    p: MaxPool,
+    scatter: bool,
+) -> Result<Buffer> {
+    let (np, [h, w, ho, wo]) = geo.sizes("max_pool2d")?;
+    let [kh, kw, sh, sw, ph, pw, dh, dw] = p.args();
+    let (mut out, k) = if scatter {
+        (gpu.zeros(geo.in_len())?, kernels::MAX_POOL2D_SCATTER)
+    } else {
+        (gpu.alloc(geo.out_len())?, kernels::MAX_POOL2D_GATHER)
+    };
+    if geo.out_len() > 0 {
+        // SAFETY: one thread per pooled position; offsets read from idx are range-checked in the
+        // kernel before they address the h×w plane.
+        unsafe {
+            launch!(
+                gpu,
+                k,
+                grid_1d(geo.out_len()),
+                &mut out,
+                x,
+                idx,
+                &np,
+                &h,
+                &w,
+                &ho,
+                &wo,
+                &kh,
+                &kw,
+                &sh,
+                &sw,
+                &ph,
+                &pw,
+                &dh,
+                &dw
+            )
+        }?;
+    }
+    Ok(out)
+}
+
+/// Resizes `geo.in_hw` planes to `geo.out_hw` (`adjoint`: `x` has the resized size and the
+/// result the original); `mode` is a `NEAREST`/`BILINEAR*` code.
+pub fn upsample2d(gpu: &Gpu, x: &Buffer, geo: Planes, mode: i32, adjoint: bool) -> Result<Buffer> {
+    let (np, [h, w, ho, wo]) = geo.sizes("upsample2d")?;
+    let (mut out, k) = if adjoint {
+        (gpu.zeros(geo.in_len())?, kernels::UPSAMPLE2D_ADJOINT)
+    } else {
+        (gpu.alloc(geo.out_len())?, kernels::UPSAMPLE2D)
+    };
+    if geo.out_len() > 0 {
+        // SAFETY: one thread per resized element; source indices are clamped to the h×w plane.
+        unsafe {
+            launch!(
+                gpu,
+                k,
+                grid_1d(geo.out_len()),
+                &mut out,
+                x,
+                &np,
+                &h,
+                &w,
+                &ho,
+                &wo,
+                &mode
+            )
+        }?;
+    }
+    Ok(out)
+}
