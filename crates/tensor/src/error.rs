@@ -24,6 +24,9 @@ pub enum Error {
     },
     #[error("{op}: device {device:?} needs tessera built with the `cuda` feature")]
     CudaNotBuilt { op: &'static str, device: Device },
+    /// A failure inside the CUDA backend (driver, kernel compilation, size limits).
+    #[error("{op}: CUDA backend: {why}")]
+    Cuda { op: &'static str, why: String },
     #[error("{op}: {len} values cannot fill shape {shape}")]
     DataLength {
         op: &'static str,

@@ -5,6 +5,8 @@
 //! implement [`backend::BackendStorage`]; the CPU backend runs on ndarray, rayon and `gemm`.
 pub mod backend;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod device;
 mod error;
 mod rng;

@@ -8,17 +8,23 @@ use crate::{Device, Result};
 #[derive(Clone, Debug)]
 pub enum Storage {
     Cpu(CpuStorage),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::CudaStorage),
 }
 
 impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.device(),
         }
     }
     pub fn len(&self) -> usize {
         match self {
             Storage::Cpu(s) => s.len(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -27,12 +33,19 @@ impl Storage {
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         match self {
             Storage::Cpu(s) => s.to_vec(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.to_vec(),
         }
     }
     /// Places host data on `device`.
     pub fn from_vec(data: Vec<f32>, device: Device, op: &'static str) -> Result<Storage> {
         match device {
             Device::Cpu => Ok(Storage::Cpu(CpuStorage(data))),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(i) => Ok(Storage::Cuda(crate::cuda::CudaStorage::from_host(
+                &data, i, op,
+            )?)),
+            #[cfg(not(feature = "cuda"))]
             Device::Cuda(_) => Err(crate::Error::CudaNotBuilt { op, device }),
         }
     }

@@ -16,6 +16,8 @@ macro_rules! on_storage {
     ($s:expr, |$x:ident| $body:expr) => {
         match $s {
             Storage::Cpu($x) => Storage::Cpu($body?),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda($x) => Storage::Cuda($body?),
         }
     };
 }
@@ -25,6 +27,15 @@ macro_rules! on_storages {
     ($a:expr, $b:expr, |$x:ident, $y:ident| $body:expr) => {
         match ($a, $b) {
             (Storage::Cpu($x), Storage::Cpu($y)) => Storage::Cpu($body?),
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda($x), Storage::Cuda($y)) => Storage::Cuda($body?),
+            #[cfg(feature = "cuda")]
+            _ => {
+                return Err(Error::Cuda {
+                    op: "dispatch",
+                    why: "operands on different devices".into(),
+                })
+            }
         }
     };
 }
@@ -312,14 +323,27 @@ impl Tensor {
             &Shape::broadcast(op, &self.shape, &on_true.shape)?,
             &on_false.shape,
         )?;
-        let s = match (&*self.storage, &*on_true.storage, &*on_false.storage) {
-            (Storage::Cpu(c), Storage::Cpu(t), Storage::Cpu(f)) => Storage::Cpu(c.where_cond(
-                &self.shape,
-                (t, &on_true.shape),
-                (f, &on_false.shape),
-                &out,
-            )?),
-        };
+        let s =
+            match (&*self.storage, &*on_true.storage, &*on_false.storage) {
+                (Storage::Cpu(c), Storage::Cpu(t), Storage::Cpu(f)) => Storage::Cpu(c.where_cond(
+                    &self.shape,
+                    (t, &on_true.shape),
+                    (f, &on_false.shape),
+                    &out,
+                )?),
+                #[cfg(feature = "cuda")]
+                (Storage::Cuda(c), Storage::Cuda(t), Storage::Cuda(f)) => Storage::Cuda(
+                    c.where_cond(&self.shape, (t, &on_true.shape), (f, &on_false.shape), &out)?,
+                ),
+                #[cfg(feature = "cuda")]
+                _ => {
+                    return Err(Error::DeviceMismatch {
+                        op,
+                        lhs: self.device(),
+                        rhs: on_true.device(),
+                    })
+                }
+            };
         Ok(Tensor::wrap(s, out))
     }
 
@@ -598,11 +622,24 @@ impl Tensor {
             Storage::Cpu(_) => {
                 let cpu: Vec<_> = parts
                     .iter()
-                    .map(|p| match &*p.storage {
-                        Storage::Cpu(s) => (s, &p.shape),
+                    .filter_map(|p| match &*p.storage {
+                        Storage::Cpu(s) => Some((s, &p.shape)),
+                        #[cfg(feature = "cuda")]
+                        Storage::Cuda(_) => None,
                     })
                     .collect();
                 Storage::Cpu(crate::cpu::CpuStorage::concat(&cpu, axis)?)
+            }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => {
+                let gpu: Vec<_> = parts
+                    .iter()
+                    .filter_map(|p| match &*p.storage {
+                        Storage::Cuda(s) => Some((s, &p.shape)),
+                        Storage::Cpu(_) => None,
+                    })
+                    .collect();
+                Storage::Cuda(crate::cuda::CudaStorage::concat(&gpu, axis)?)
             }
         };
         Ok(Tensor::wrap(s, Shape::new(dims)))
@@ -866,6 +903,11 @@ impl Tensor {
             Storage::Cpu(s) => {
                 let (v, i) = s.max_pool2d(d, p)?;
                 (Storage::Cpu(v), Storage::Cpu(i))
+            }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => {
+                let (v, i) = s.max_pool2d(d, p)?;
+                (Storage::Cuda(v), Storage::Cuda(i))
             }
         };
         Ok((Tensor::wrap(v, shape.clone()), Tensor::wrap(i, shape)))

@@ -1,0 +1,483 @@
+//! The CUDA backend against the CPU backend: every op of `BackendStorage`, on shapes that take
+//! each kernel's edge paths (broadcasts, odd sizes, strides, dilation, padding modes, split-K
+//! convolutions), plus the fused normalization kernels against the composite ops.
+//! Needs a GPU: without a driver or device each test prints SKIP and passes.
+#![cfg(feature = "cuda")]
+
+use tessera_tensor::*;
+
+fn gpu() -> Option<Device> {
+    if !tessera_cuda::driver_present() {
+        eprintln!("SKIP: libcuda not found; CUDA backend tests not run");
+        return None;
+    }
+    if tessera_cuda::device_count() == 0 {
+        eprintln!("SKIP: no CUDA device; CUDA backend tests not run");
+        return None;
+    }
+    Some(Device::Cuda(0))
+}
+
+fn rand(dims: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(dims.to_vec(), 0.0, 1.0, &mut Rng::seed(seed), Device::Cpu).unwrap()
+}
+
+/// Max |a − b| / (1 + |b|) over all elements, after checking shapes and devices.
+fn assert_close(op: &str, gpu_result: &Tensor, cpu_result: &Tensor, tol: f32) {
+    assert!(
+        matches!(gpu_result.device(), Device::Cuda(_)),
+        "{op} left the GPU"
+    );
+    assert_eq!(gpu_result.dims(), cpu_result.dims(), "{op}: shapes");
+    let (g, c) = (gpu_result.to_vec().unwrap(), cpu_result.to_vec().unwrap());
+    let mut worst = 0f32;
+    for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+        if a.is_nan() || b.is_nan() {
+            assert!(a.is_nan() && b.is_nan(), "{op}[{i}]: gpu {a} cpu {b}");
+            continue;
+        }
+        if a.is_infinite() || b.is_infinite() {
+            assert_eq!(a, b, "{op}[{i}]");
+            continue;
+        }
+        worst = worst.max((a - b).abs() / (1.0 + b.abs()));
+    }
+    assert!(worst <= tol, "{op}: max relative error {worst} > {tol}");
+}
+
+/// Runs `f` on CPU inputs and on the same inputs moved to the GPU, and compares.
+fn check(op: &str, dev: Device, inputs: &[Tensor], tol: f32, f: impl Fn(&[Tensor]) -> Tensor) {
+    let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(dev).unwrap()).collect();
+    assert_close(op, &f(&on_gpu), &f(inputs), tol);
+}
+
+#[test]
+fn transfers_round_trip_and_devices_must_match() {
+    let Some(dev) = gpu() else { return };
+    let x = rand(&[3, 5, 7], 1);
+    let g = x.to_device(dev).unwrap();
+    assert_eq!(g.device(), dev);
+    assert_eq!(g.to_vec().unwrap(), x.to_vec().unwrap());
+    assert_eq!(
+        g.to_device(Device::Cpu).unwrap().to_vec().unwrap(),
+        x.to_vec().unwrap()
+    );
+    assert!(matches!(g.add(&x), Err(Error::DeviceMismatch { .. })));
+    let empty = Tensor::zeros([0, 4], dev).unwrap();
+    assert_eq!(
+        empty.sum(&[0], false).unwrap().to_vec().unwrap(),
+        vec![0.0; 4]
+    );
+}
+
+#[test]
+fn elementwise_ops_match_cpu() {
+    let Some(dev) = gpu() else { return };
+    let x = rand(&[4, 3, 17, 9], 2);
+    let pos = x.abs().unwrap().add_scalar(0.1).unwrap();
+    let unary = [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Relu,
+        UnaryOp::LeakyRelu(0.2),
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Clamp(-0.5, 0.7),
+        UnaryOp::Affine {
+            mul: 2.5,
+            add: -1.0,
+        },
+        UnaryOp::CmpScalar(CmpOp::Gt, 0.3),
+        UnaryOp::CmpScalar(CmpOp::Le, -0.1),
+    ];
+    for op in unary {
+        check(&format!("{op:?}"), dev, &[x.clone()], 1e-5, |t| {
+            t[0].unary(op).unwrap()
+        });
+    }
+    for op in [
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Powf(1.7),
+    ] {
+        check(&format!("{op:?}"), dev, &[pos.clone()], 1e-5, |t| {
+            t[0].unary(op).unwrap()
+        });
+    }
+    let binary = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::Cmp(CmpOp::Lt),
+        BinaryOp::Cmp(CmpOp::Eq),
+    ];
+    // Same shape, per-channel, trailing, leading and two-sided broadcasts.
+    let pairs: [(&[usize], &[usize]); 5] = [
+        (&[4, 3, 17, 9], &[4, 3, 17, 9]),
+        (&[4, 3, 17, 9], &[1, 3, 1, 1]),
+        (&[4, 3, 17, 9], &[9]),
+        (&[1, 3, 17, 9], &[4, 1, 17, 9]),
+        (&[4, 1, 17, 1], &[3, 1, 9]),
+    ];
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        let (a, b) = (rand(a, 10 + i as u64), rand(b, 20 + i as u64));
+        for op in binary {
+            check(
+                &format!("{op:?} {a:?} {b:?}"),
+                dev,
+                &[a.clone(), b.clone()],
+                1e-5,
+                |t| t[0].binary(&t[1], op).unwrap(),
+            );
+        }
+    }
+    let (pa, pb) = (pos.clone(), rand(&[1, 3, 1, 1], 5));
+    check("pow", dev, &[pa, pb], 1e-5, |t| t[0].pow(&t[1]).unwrap());
+    let cond = x.cmp_scalar(CmpOp::Gt, 0.0).unwrap();
+    check(
+        "where",
+        dev,
+        &[cond, rand(&[3, 1, 1], 6), rand(&[4, 3, 17, 9], 7)],
+        0.0,
+        |t| t[0].where_cond(&t[1], &t[2]).unwrap(),
+    );
+    let nan = Tensor::from_vec(vec![f32::NAN, 1.0, -2.0], [3], Device::Cpu).unwrap();
+    check("relu NaN", dev, &[nan.clone()], 0.0, |t| {
+        t[0].relu().unwrap()
+    });
+    check(
+        "maximum NaN",
+        dev,
+        &[nan.clone(), nan.flip_sign()],
+        0.0,
+        |t| t[0].maximum(&t[1]).unwrap(),
+    );
+}
+
+trait FlipSign {
+    fn flip_sign(&self) -> Tensor;
+}
+impl FlipSign for Tensor {
+    fn flip_sign(&self) -> Tensor {
+        self.neg().unwrap()
+    }
+}
+
+#[test]
+fn reductions_match_cpu() {
+    let Some(dev) = gpu() else { return };
+    let x = rand(&[5, 6, 7, 8], 3);
+    let axes_list: [&[usize]; 7] = [
+        &[3],
+        &[0],
+        &[0, 2, 3],
+        &[2, 3],
+        &[1],
+        &[0, 1, 2, 3],
+        &[1, 3],
+    ];
+    for axes in axes_list {
+        for op in [
+            ReduceOp::Sum,
+            ReduceOp::Max,
+            ReduceOp::Min,
+            ReduceOp::Var { unbiased: false },
+            ReduceOp::Var { unbiased: true },
+        ] {
+            for keepdim in [false, true] {
+                check(&format!("{op:?} {axes:?}"), dev, &[x.clone()], 1e-5, |t| {
+                    t[0].reduce(axes, keepdim, op).unwrap()
+                });
+            }
+        }
+    }
+    // A long run: one block reduces 2¹⁸ values.
+    check("sum_all long", dev, &[rand(&[1 << 18], 4)], 1e-5, |t| {
+        t[0].sum_all().unwrap()
+    });
+}
+
+#[test]
+fn matmul_matches_cpu() {
+    let Some(dev) = gpu() else { return };
+    for (i, &(b, m, k, n, batched)) in [
+        (1, 1, 1, 1, true),
+        (1, 37, 29, 53, true),
+        (3, 64, 128, 64, true),
+        (2, 300, 70, 260, false),
+        (1, 1024, 256, 512, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let a = rand(&[b, m, k], 30 + i as u64);
+        let rhs = if batched {
+            rand(&[b, k, n], 40 + i as u64)
+        } else {
+            rand(&[k, n], 40 + i as u64)
+        };
+        check(
+            &format!("matmul {b}×{m}×{k}×{n}"),
+            dev,
+            &[a, rhs],
+            1e-4,
+            |t| t[0].matmul(&t[1]).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn layout_ops_match_cpu() {
+    let Some(dev) = gpu() else { return };
+    let x = rand(&[2, 3, 4, 5], 50);
+    check("permute", dev, &[x.clone()], 0.0, |t| {
+        t[0].permute(&[2, 0, 3, 1]).unwrap()
+    });
+    check("broadcast", dev, &[rand(&[3, 1, 5], 51)], 0.0, |t| {
+        t[0].broadcast_to([2, 3, 4, 5]).unwrap()
+    });
+    check("narrow", dev, &[x.clone()], 0.0, |t| {
+        t[0].narrow(2, 1, 2).unwrap()
+    });
+    check("pad_axis", dev, &[x.clone()], 0.0, |t| {
+        t[0].pad_axis(1, 2, 1).unwrap()
+    });
+    check(
+        "concat",
+        dev,
+        &[x.clone(), rand(&[2, 1, 4, 5], 52)],
+        0.0,
+        |t| Tensor::concat(&[&t[0], &t[1], &t[0]], 1).unwrap(),
+    );
+    for mode in [PadMode::Zero, PadMode::Reflect, PadMode::Replicate] {
+        check(&format!("pad2d {mode:?}"), dev, &[x.clone()], 0.0, |t| {
+            t[0].pad2d([2, 1, 3, 0], mode).unwrap()
+        });
+        check(
+            &format!("pad2d_adjoint {mode:?}"),
+            dev,
+            &[rand(&[2, 3, 7, 8], 53)],
+            1e-6,
+            |t| t[0].pad2d_adjoint([2, 1, 3, 0], mode).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn convolutions_match_cpu() {
+    let Some(dev) = gpu() else { return };
+    // (input, weight, stride, padding, dilation): odd sizes, strides, dilation, a 1×1, one large
+    // enough for the 128×128 tile, and one whose weight gradient splits K.
+    let cases: [([usize; 4], [usize; 4], usize, usize, usize); 7] = [
+        ([1, 3, 11, 13], [5, 3, 3, 3], 1, 0, 1),
+        ([2, 4, 16, 16], [8, 4, 3, 3], 1, 1, 1),
+        ([2, 5, 17, 15], [6, 5, 4, 3], 2, 1, 1),
+        ([1, 3, 20, 20], [4, 3, 3, 3], 1, 2, 2),
+        ([2, 16, 9, 9], [7, 16, 1, 1], 1, 0, 1),
+        ([4, 64, 32, 32], [128, 64, 3, 3], 1, 1, 1),
+        ([8, 32, 64, 64], [32, 32, 3, 3], 1, 1, 1),
+    ];
+    for (i, &(xs, ws, s, p, d)) in cases.iter().enumerate() {
+        let params = Conv2dParams::new(s, p, d);
+        let x = rand(&xs, 60 + i as u64);
+        let w = rand(&ws, 70 + i as u64).mul_scalar(0.2).unwrap();
+        let name = format!("conv {xs:?} {ws:?} s{s} p{p} d{d}");
+        check(&name, dev, &[x.clone(), w.clone()], 1e-4, |t| {
+            t[0].conv2d(&t[1], None, params).unwrap()
+        });
+        let y = x.conv2d(&w, None, params).unwrap();
+        let g = rand(y.dims(), 80 + i as u64);
+        check(
+            &format!("{name} input grad"),
+            dev,
+            &[g.clone(), w.clone()],
+            1e-4,
+            |t| {
+                t[0].conv2d_input_grad(&t[1], [xs[2], xs[3]], params)
+                    .unwrap()
+            },
+        );
+        check(
+            &format!("{name} weight grad"),
+            dev,
+            &[x.clone(), g.clone()],
+            1e-4,
+            |t| {
+                t[0].conv2d_weight_grad(&t[1], [ws[2], ws[3]], params)
+                    .unwrap()
+            },
+        );
+    }
+}
+
+#[test]
+fn pooling_and_resizing_match_cpu() {
+    let Some(dev) = gpu() else { return };
+    let x = rand(&[2, 3, 13, 10], 90);
+    for include_pad in [false, true] {
+        let p = Pool2dParams {
+            kernel: [3, 2],
+            stride: [2, 2],
+            padding: [1, 1],
+            count_include_pad: include_pad,
+        };
+        check("avg_pool2d", dev, &[x.clone()], 1e-6, |t| {
+            t[0].avg_pool2d(p).unwrap()
+        });
+        let pooled = x.avg_pool2d(p).unwrap();
+        check(
+            "avg_pool2d_adjoint",
+            dev,
+            &[rand(pooled.dims(), 91)],
+            1e-6,
+            |t| t[0].avg_pool2d_adjoint([13, 10], p).unwrap(),
+        );
+    }
+    let mp = MaxPool2dParams::new(3, 2, 1).dilation(2);
+    let xd = x.to_device(dev).unwrap();
+    let (v, i) = x.max_pool2d_with_indices(mp).unwrap();
+    let (vg, ig) = xd.max_pool2d_with_indices(mp).unwrap();
+    assert_close("max_pool2d", &vg, &v, 0.0);
+    assert_close("max_pool2d indices", &ig, &i, 0.0);
+    let g = rand(v.dims(), 92);
+    let scattered = g.max_pool2d_scatter(&i, [13, 10], mp).unwrap();
+    let scattered_gpu = g
+        .to_device(dev)
+        .unwrap()
+        .max_pool2d_scatter(&ig, [13, 10], mp)
+        .unwrap();
+    assert_close("max_pool2d_scatter", &scattered_gpu, &scattered, 1e-6);
+    assert_close(
+        "max_pool2d_gather",
+        &xd.max_pool2d_gather(&ig, mp).unwrap(),
+        &x.max_pool2d_gather(&i, mp).unwrap(),
+        0.0,
+    );
+    for mode in [
+        Interpolation::Nearest,
+        Interpolation::Bilinear {
+            align_corners: false,
+        },
+        Interpolation::Bilinear {
+            align_corners: true,
+        },
+    ] {
+        for out in [[26, 20], [7, 23]] {
+            check(
+                &format!("upsample {mode:?} {out:?}"),
+                dev,
+                &[x.clone()],
+                1e-5,
+                |t| t[0].upsample2d(out, mode).unwrap(),
+            );
+            check(
+                &format!("upsample adjoint {mode:?} {out:?}"),
+                dev,
+                &[rand(&[2, 3, out[0], out[1]], 93)],
+                1e-5,
+                |t| t[0].upsample2d_adjoint([13, 10], mode).unwrap(),
+            );
+        }
+    }
+}
+
+/// The composite normalization (as tessera-nn builds it) on CPU.
+fn composite_norm(x: &Tensor, instance: bool, eps: f32) -> Tensor {
+    let axes: &[usize] = if instance { &[2, 3] } else { &[0, 2, 3] };
+    let mean = x.mean(axes, true).unwrap();
+    let var = x.var(axes, false, true).unwrap();
+    x.sub(&mean)
+        .unwrap()
+        .mul(&var.add_scalar(eps).unwrap().rsqrt().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn fused_spade_norm_matches_the_composite() {
+    use tessera_cuda::norm::{self, Modulation, NormShape};
+    let Some(dev) = gpu() else { return };
+    let buf = |t: &Tensor| match t.to_device(dev).unwrap().storage() {
+        Storage::Cuda(s) => (s.buffer().clone(), s.gpu().clone()),
+        Storage::Cpu(_) => unreachable!("moved to the GPU"),
+    };
+    let eps = 1e-5;
+    for (dims, seed) in [([2usize, 5, 12, 12], 100u64), ([3, 4, 7, 9], 110)] {
+        let [n, c, h, w] = dims;
+        let x = rand(&dims, seed).affine(1.5, 0.3).unwrap();
+        let gamma = rand(&dims, seed + 1).mul_scalar(0.3).unwrap();
+        let beta = rand(&dims, seed + 2).mul_scalar(0.3).unwrap();
+        let dy = rand(&dims, seed + 3);
+        for instance in [true, false] {
+            let shape = NormShape {
+                n,
+                c,
+                hw: h * w,
+                instance,
+            };
+            let (xb, g) = buf(&x);
+            let (gb, _) = buf(&gamma);
+            let (bb, _) = buf(&beta);
+            let (dyb, _) = buf(&dy);
+            let (y, stats) = norm::normalize(
+                &g,
+                &xb,
+                shape,
+                eps,
+                Modulation::Spatial {
+                    gamma: &gb,
+                    beta: &bb,
+                },
+            )
+            .unwrap();
+            let y = Tensor::from_vec(g.download(&y).unwrap(), dims, Device::Cpu).unwrap();
+            let xh = composite_norm(&x, instance, eps);
+            let want = xh
+                .mul(&gamma.add_scalar(1.0).unwrap())
+                .unwrap()
+                .add(&beta)
+                .unwrap();
+            let cmp = |name: &str, got: &Tensor, want: &Tensor, tol: f32| {
+                assert_close(name, &got.to_device(dev).unwrap(), want, tol)
+            };
+            cmp(&format!("spade forward inst={instance}"), &y, &want, 1e-4);
+            // Backward against the closed form of the composite's gradient:
+            // dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = dy·(1 + γ), dγ = dy·x̂.
+            let (dx, dgamma) = norm::backward(&g, &dyb, &xb, shape, &stats, Some(&gb)).unwrap();
+            let axes: &[usize] = if instance { &[2, 3] } else { &[0, 2, 3] };
+            let r = x
+                .var(axes, false, true)
+                .unwrap()
+                .add_scalar(eps)
+                .unwrap()
+                .rsqrt()
+                .unwrap();
+            let gh = dy.mul(&gamma.add_scalar(1.0).unwrap()).unwrap();
+            let want_dx = gh
+                .sub(&gh.mean(axes, true).unwrap())
+                .unwrap()
+                .sub(
+                    &xh.mul(&gh.mul(&xh).unwrap().mean(axes, true).unwrap())
+                        .unwrap(),
+                )
+                .unwrap()
+                .mul(&r)
+                .unwrap();
+            let dx = Tensor::from_vec(g.download(&dx).unwrap(), dims, Device::Cpu).unwrap();
+            let dgamma =
+                Tensor::from_vec(g.download(&dgamma.unwrap()).unwrap(), dims, Device::Cpu).unwrap();
+            cmp(&format!("spade dx inst={instance}"), &dx, &want_dx, 1e-3);
+            cmp(
+                &format!("spade dgamma inst={instance}"),
+                &dgamma,
+                &dy.mul(&xh).unwrap(),
+                1e-4,
+            );
+        }
+    }
+}
