@@ -28,6 +28,7 @@
 //! ```
 pub mod config;
 mod error;
+pub mod image_io;
 pub mod model;
 pub mod net;
 pub mod pyramid;
