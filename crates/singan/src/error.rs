@@ -43,3 +43,10 @@ pub(crate) fn invalid(what: impl Into<String>, why: impl Into<String>) -> Error 
         why: why.into(),
     }
 }
+
+pub(crate) fn model_error(path: impl Into<PathBuf>, why: impl Into<String>) -> Error {
+    Error::ModelFile {
+        path: path.into(),
+        why: why.into(),
+    }
+}

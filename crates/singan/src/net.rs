@@ -2,9 +2,8 @@
 //! convolutions, with the reference's parameter names (`head.conv.weight`,
 //! `body.block1.norm.running_var`, `tail.0.weight` for the generator, `tail.weight` for the
 //! critic), so state dicts move both ways with the official PyTorch code.
-use crate::Result;
 use tessera_autograd::Var;
-use tessera_nn::{init, join, BatchNorm2d, Conv2d, Conv2dConfig, Entry, Module};
+use tessera_nn::{init, join, BatchNorm2d, Conv2d, Conv2dConfig, Entry, Error, Module, Result};
 use tessera_tensor::Rng;
 
 /// Convolutions per network (`num_layer`).
@@ -133,14 +132,14 @@ impl Generator {
         let o = self.tail.forward(&self.trunk.forward(x)?)?.tanh()?;
         let (yd, od) = (y.dims(), o.dims());
         if yd.len() != 4 || yd[2] < od[2] || yd[3] < od[3] {
-            return Err(crate::error::invalid(
-                "Generator",
-                format!(
+            return Err(Error::Layer {
+                layer: "Generator".into(),
+                why: format!(
                     "skip input {} smaller than the output {}",
                     y.shape(),
                     o.shape()
                 ),
-            ));
+            });
         }
         // The reference crops both axes by the height difference.
         let d = (yd[2] - od[2]) / 2;
@@ -182,7 +181,7 @@ impl Critic {
     }
     /// The score map of `x` [1, 3, H, W]: [1, 1, H − 10, W − 10].
     pub fn forward(&self, x: &Var) -> Result<Var> {
-        Ok(self.tail.forward(&self.trunk.forward(x)?)?)
+        self.tail.forward(&self.trunk.forward(x)?)
     }
 }
 
