@@ -14,7 +14,9 @@ pub mod encoder;
 mod error;
 pub mod generator;
 pub mod init;
+pub mod loss;
 pub mod semantic;
+pub mod trainer;
 
 pub use block::{BlockConfig, MaybeSpectralConv, SpadeResnetBlock};
 pub use config::{GeneratorNorm, ModelConfig, UpsamplingLayers};
@@ -24,3 +26,4 @@ pub use error::{Error, Result};
 pub use generator::{GeneratorInput, SpadeGenerator};
 pub use init::{count_params, init_xavier, INIT_GAIN};
 pub use semantic::{instance_edges, semantic_input, IdMap, UNKNOWN_LABEL_VALUE};
+pub use trainer::{Batch, DiscriminatorStep, GeneratorStep, TrainConfig, Trainer};
