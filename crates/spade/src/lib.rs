@@ -9,6 +9,7 @@
 //! * [`SpadeGenerator`], [`ConvEncoder`], [`MultiscaleDiscriminator`].
 pub mod block;
 pub mod config;
+pub mod data;
 pub mod discriminator;
 pub mod encoder;
 mod error;
