@@ -68,6 +68,7 @@
 //! let count: usize = g.params().iter().map(|p| p.shape().numel()).sum();
 //! assert_eq!(count, 29_763);
 //! ```
+pub mod apps;
 pub mod config;
 mod error;
 pub mod image_io;
