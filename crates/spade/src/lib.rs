@@ -1,7 +1,8 @@
 //! SPADE / GauGAN (Park et al., CVPR 2019): semantic image synthesis from label maps.
 //!
 //! Implemented from the description of the paper and the reference code's behaviour, with the
-//! reference's parameter names, so a PyTorch `state_dict` of the reference generator loads 1:1.
+//! reference's parameter names, so a PyTorch `state_dict` of the reference generator loads 1:1
+//! ([`load_generator`]).
 //!
 //! * [`ModelConfig`]: the architecture options, with presets `ade20k`, `coco`, `cityscapes`
 //!   and `small`.
@@ -18,6 +19,7 @@ pub mod init;
 pub mod loss;
 pub mod semantic;
 pub mod trainer;
+pub mod weights;
 
 pub use block::{BlockConfig, MaybeSpectralConv, SpadeResnetBlock};
 pub use config::{GeneratorNorm, ModelConfig, UpsamplingLayers};
@@ -28,3 +30,4 @@ pub use generator::{GeneratorInput, SpadeGenerator};
 pub use init::{count_params, init_xavier, INIT_GAIN};
 pub use semantic::{instance_edges, semantic_input, IdMap, UNKNOWN_LABEL_VALUE};
 pub use trainer::{Batch, DiscriminatorStep, GeneratorStep, TrainConfig, Trainer};
+pub use weights::{load_generator, save_generator};
