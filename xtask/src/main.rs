@@ -1,9 +1,14 @@
 //! `cargo xtask <task>`: the project's own tasks.
 //!
-//! - `ci`: exactly what `.ci/run` runs (format check, every target built and tested).
+//! - `ci`: exactly what `.ci/run` runs: fetches NVRTC (CUDA 13) from PyPI so the kernel compile
+//!   check runs (REQUIRE_NVRTC=1), then the format check, every target built and tested, and the
+//!   `cuda` feature built and its GPU tests run (they print SKIP without a GPU).
 //! - `bench [--quick] [NAME...]`: the criterion benches `benches/benches/NAME.rs` (all of them when no
 //!   name is given), then each matching `benches/torch_NAME.py` timing the same work with PyTorch in the
 //!   same run, then a table of ratios (ours / PyTorch).
+//! - `gpu-bundle`: builds, in release and with the `cuda` feature, the CUDA test binaries, the kernel
+//!   benchmark and the scripts that run them into `gpu-bundle/` (ignored by git), to be carried to a
+//!   GPU machine that has no Rust toolchain and run there with `gpu-bundle/run.sh` (docs/GPU.md).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -12,6 +17,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("gpu-bundle") => gpu_bundle(),
         Some("bench") => bench(
             args.iter().any(|a| a == "--quick"),
             &args[1..]
@@ -21,7 +27,7 @@ fn main() -> ExitCode {
                 .collect::<Vec<_>>(),
         ),
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask bench [--quick] [NAME...]");
+            eprintln!("usage: cargo xtask ci | cargo xtask bench [--quick] [NAME...] | cargo xtask gpu-bundle");
             return ExitCode::from(2);
         }
     };
@@ -56,6 +62,7 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
+    let nvrtc = fetch_nvrtc()?;
     let has_rustfmt = Command::new("cargo")
         .args(["fmt", "--version"])
         .output()
@@ -65,9 +72,88 @@ fn ci() -> Result<(), String> {
     } else {
         eprintln!("xtask ci: SKIPPED the format check: rustfmt is not installed");
     }
+    let path = match std::env::var("LD_LIBRARY_PATH") {
+        Ok(p) if !p.is_empty() => format!("{}:{p}", nvrtc.display()),
+        _ => nvrtc.display().to_string(),
+    };
+    // Inherited by every cargo (and test) process below: the kernels compile with this NVRTC and
+    // a missing library fails the compile check instead of skipping it.
+    std::env::set_var("LD_LIBRARY_PATH", path);
+    std::env::set_var("REQUIRE_NVRTC", "1");
     // Every package and target: libraries, tests, examples, and the benches run once in test mode.
     run("cargo", &["test", "--workspace", "--all-targets"])?;
-    run("cargo", &["test", "--workspace", "--doc"])
+    run("cargo", &["test", "--workspace", "--doc"])?;
+    // The CUDA backend builds without a toolkit; its GPU tests skip visibly without a GPU.
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "tessera-tensor",
+            "-p",
+            "tessera-autograd",
+            "--features",
+            "tessera-tensor/cuda,tessera-autograd/cuda",
+            "--test",
+            "cuda_backend",
+            "--test",
+            "cuda_grad",
+        ],
+    )
+}
+
+/// NVRTC from the PyPI wheel, pinned to CUDA 13.0 like cudarc's `cuda-13000` bindings.
+const NVRTC_WHEEL: &str = "nvidia-cuda-nvrtc==13.0.88";
+
+/// The folder holding `libnvrtc.so.13` (and its builtins), fetched once with pip into
+/// `target/cuda-tools/` (ignored by git, reused by later runs).
+fn fetch_nvrtc() -> Result<PathBuf, String> {
+    let dir = root().join("target/cuda-tools/nvrtc-13.0.88");
+    if dir.join("libnvrtc.so.13").exists() {
+        return Ok(dir);
+    }
+    let wheels = dir.join("wheel");
+    run(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            &wheels.display().to_string(),
+            NVRTC_WHEEL,
+        ],
+    )
+    .map_err(|e| {
+        format!("{e}: fetching {NVRTC_WHEEL} from PyPI failed (needed by the kernel compile check)")
+    })?;
+    // Only the two libraries are kept (the wheel also ships `.alt` variants and headers).
+    let unpack = r#"
+import glob, os, sys, zipfile
+dest, wheels = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(os.path.join(wheels, "nvidia_cuda_nvrtc-*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        base = os.path.basename(name)
+        if base == "libnvrtc.so.13" or base.startswith("libnvrtc-builtins.so"):
+            with z.open(name) as src, open(os.path.join(dest, base + ".part"), "wb") as out:
+                out.write(src.read())
+            os.replace(os.path.join(dest, base + ".part"), os.path.join(dest, base))
+"#;
+    run(
+        "python3",
+        &[
+            "-c",
+            unpack,
+            &dir.display().to_string(),
+            &wheels.display().to_string(),
+        ],
+    )?;
+    std::fs::remove_dir_all(&wheels).map_err(|e| format!("{}: {e}", wheels.display()))?;
+    Ok(dir)
 }
 
 /// (min, median) time in ms per iteration of each criterion benchmark under target/criterion,
@@ -212,6 +298,131 @@ fn bench(quick: bool, names: &[&str]) -> Result<(), String> {
             }
             None => println!("| {id} | (not run) | {tmin:.3} / {tmed:.3} | | |"),
         }
+    }
+    Ok(())
+}
+
+/// The test targets the GPU bundle runs: every test that exercises the CUDA backend.
+const GPU_TESTS: [&str; 3] = ["cuda_backend", "cuda_grad", "kernels_compile"];
+
+/// Paths of the executables cargo reports building (`--message-format=json` output), keyed by
+/// target name. Read without a JSON dependency: cargo escapes nothing in plain Unix paths.
+fn built_executables(json_lines: &str) -> Vec<(String, PathBuf)> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_string())
+    };
+    json_lines
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
+        .filter_map(|l| {
+            let exe = field(l, "executable")?;
+            let name = field(&l[l.find("\"target\"")?..], "name")?;
+            Some((name, PathBuf::from(exe)))
+        })
+        .collect()
+}
+
+fn cargo_json(args: &[&str]) -> Result<String, String> {
+    eprintln!("+ cargo {}", args.join(" "));
+    let out = Command::new("cargo")
+        .args(args)
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`cargo {}` failed ({})",
+            args.join(" "),
+            out.status
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn copy_into(src: &Path, dir: &Path, name: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst).map_err(|e| format!("{} -> {}: {e}", src.display(), dst.display()))?;
+    Ok(())
+}
+
+fn gpu_bundle() -> Result<(), String> {
+    let features = "tessera-tensor/cuda,tessera-autograd/cuda";
+    let mut test_args = vec![
+        "test",
+        "--release",
+        "--no-run",
+        "--message-format=json",
+        "-p",
+        "tessera-tensor",
+        "-p",
+        "tessera-autograd",
+        "-p",
+        "tessera-cuda",
+        "--features",
+        features,
+    ];
+    for t in GPU_TESTS {
+        test_args.extend(["--test", t]);
+    }
+    let tests = built_executables(&cargo_json(&test_args)?);
+    let bench = built_executables(&cargo_json(&[
+        "build",
+        "--release",
+        "--message-format=json",
+        "-p",
+        "tessera-cuda",
+        "--example",
+        "gpu_bench",
+    ])?);
+    let bundle = root().join("gpu-bundle");
+    if bundle.exists() {
+        std::fs::remove_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    }
+    for name in GPU_TESTS {
+        let (_, exe) = tests
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| format!("cargo built no test binary `{name}`"))?;
+        copy_into(exe, &bundle.join("tests"), name)?;
+    }
+    let (_, exe) = bench
+        .iter()
+        .find(|(n, _)| n == "gpu_bench")
+        .ok_or("cargo built no gpu_bench example")?;
+    copy_into(exe, &bundle.join("bin"), "gpu_bench")?;
+    for (src, name) in [
+        ("crates/cuda/gpu/run.sh", "run.sh"),
+        ("crates/cuda/gpu/report.py", "report.py"),
+        ("benches/torch_gpu_kernels.py", "torch_gpu_kernels.py"),
+    ] {
+        copy_into(&root().join(src), &bundle, name)?;
+    }
+    let mut total = 0u64;
+    let mut stack = vec![bundle.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let e = e.map_err(|e| e.to_string())?;
+            let meta = e.metadata().map_err(|e| e.to_string())?;
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    eprintln!(
+        "gpu-bundle: {} ({:.1} MiB); on the GPU machine run gpu-bundle/run.sh (OUT=... for the report)",
+        bundle.display(),
+        total as f64 / (1 << 20) as f64
+    );
+    if total > 64 << 20 {
+        return Err(format!(
+            "the bundle is {total} bytes, over the 64 MiB a device run carries"
+        ));
     }
     Ok(())
 }

@@ -21,26 +21,37 @@ fn every_kernel_compiles_without_spills_for_sm80_and_sm90() {
     if !nvrtc_ok() {
         return;
     }
-    for module in Module::ALL {
-        for sm in ["sm_80", "sm_90"] {
-            let report = kernels::check_registers(module, sm)
-                .unwrap_or_else(|e| panic!("{} for {sm}: {e}", module.name()));
-            assert!(report.contains("registers"), "no ptxas report: {report}");
-            for line in report.lines().filter(|l| l.contains("spill stores")) {
-                assert!(
-                    line.contains(" 0 bytes spill stores, 0 bytes spill loads"),
-                    "{} for {sm} spills: {line}",
-                    module.name()
-                );
-            }
-            let used: Vec<&str> = report.lines().filter(|l| l.contains("Used")).collect();
-            eprintln!(
-                "{} {sm}: {} entries, {}",
-                module.name(),
-                used.len(),
-                used.join(" | ")
+    // One thread per (module, target): NVRTC compilations are independent.
+    let reports: Vec<(Module, &str, String)> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = Module::ALL
+            .iter()
+            .flat_map(|&m| ["sm_80", "sm_90"].map(|sm| (m, sm)))
+            .map(|(module, sm)| {
+                scope.spawn(move || {
+                    let report = kernels::check_registers(module, sm)
+                        .unwrap_or_else(|e| panic!("{} for {sm}: {e}", module.name()));
+                    (module, sm, report)
+                })
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    for (module, sm, report) in reports {
+        assert!(report.contains("registers"), "no ptxas report: {report}");
+        for line in report.lines().filter(|l| l.contains("spill stores")) {
+            assert!(
+                line.contains(" 0 bytes spill stores, 0 bytes spill loads"),
+                "{} for {sm} spills: {line}",
+                module.name()
             );
         }
+        let used: Vec<&str> = report.lines().filter(|l| l.contains("Used")).collect();
+        eprintln!(
+            "{} {sm}: {} entries, {}",
+            module.name(),
+            used.len(),
+            used.join(" | ")
+        );
     }
 }
 

@@ -307,7 +307,8 @@ fn convolutions_match_cpu() {
             &format!("{name} weight grad"),
             dev,
             &[x.clone(), g.clone()],
-            1e-4,
+            // Sums of up to N·Ho·Wo = 32768 products, accumulated in a different order than the CPU's.
+            5e-4,
             |t| {
                 t[0].conv2d_weight_grad(&t[1], [ws[2], ws[3]], params)
                     .unwrap()

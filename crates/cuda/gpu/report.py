@@ -1,0 +1,76 @@
+"""Writes the markdown report of a GPU bundle run from the files run.sh left in OUT."""
+import os
+import re
+import sys
+
+out = sys.argv[1]
+
+
+def read(name):
+    path = os.path.join(out, name)
+    return open(path, encoding="utf-8", errors="replace").read() if os.path.exists(path) else ""
+
+
+def times(text):
+    """{id: [min, median, GB/s?, TFLOP/s?]} from "id min median [...]" lines."""
+    rows = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and "/" in parts[0]:
+            try:
+                rows[parts[0]] = [float(p) for p in parts[1:]]
+            except ValueError:
+                pass
+    return rows
+
+
+print("# tessera GPU report\n")
+print(f"Device: {read('device.txt').strip()}  ")
+print(f"{read('bench_tessera.err').strip()}  \n")
+
+print("## Tests\n")
+print("| binary | result |\n|---|---|")
+failures = []
+for block in re.split(r"^=== (?!exit)", read("tests.log"), flags=re.M)[1:]:
+    name = block.splitlines()[0].strip()
+    results = re.findall(r"^test result: (.*)$", block, flags=re.M)
+    code = re.findall(r"^=== exit (\d+)", block, flags=re.M)
+    skips = block.count("SKIP:")
+    status = "; ".join(results) or "no result"
+    if code and code[-1] != "0":
+        status = f"**FAILED (exit {code[-1]})** " + status
+        failures.append((name, block))
+    if skips:
+        status += f" ({skips} SKIP lines)"
+    print(f"| {name} | {status} |")
+for name, block in failures:
+    print(f"\n<details><summary>{name} output (tail)</summary>\n\n```\n{block[-6000:]}\n```\n</details>")
+
+ours, torch = times(read("bench_tessera.txt")), times(read("bench_torch.txt"))
+copy = ours.get("hbm/copy_1GiB")
+peak_bw = copy[2] if copy else None
+print("\n## Benchmarks (min over samples, CUDA events)\n")
+if peak_bw:
+    tc = torch.get("hbm/copy_1GiB")
+    print(f"Device-to-device copy (1 GiB, read + write): {peak_bw:.0f} GB/s"
+          + (f" (PyTorch `copy_`: {2 * 4 * 2**28 / (tc[0] * 1e-3) / 1e9:.0f} GB/s)" if tc else "") + "\n")
+print("| case | tessera ms | PyTorch ms | PyTorch / tessera | tessera GB/s | % of copy BW | tessera TFLOP/s | PyTorch TF32 ms |")
+print("|---|---|---|---|---|---|---|---|")
+for ident, row in ours.items():
+    if ident.startswith("hbm/"):
+        continue
+    t = torch.get(ident)
+    t32 = torch.get(ident + "_tf32")
+    gbps = row[2] if len(row) > 2 and row[2] > 0 else None
+    tflops = row[3] if len(row) > 3 and row[3] > 0 else None
+    cells = [
+        ident,
+        f"{row[0]:.4f}",
+        f"{t[0]:.4f}" if t else "–",
+        f"{t[0] / row[0]:.2f}×" if t else "–",
+        f"{gbps:.0f}" if gbps else "",
+        f"{100 * gbps / peak_bw:.0f} %" if gbps and peak_bw else "",
+        f"{tflops:.1f}" if tflops else "",
+        f"{t32[0]:.4f}" if t32 else "",
+    ]
+    print("| " + " | ".join(cells) + " |")
