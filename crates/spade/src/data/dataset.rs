@@ -135,7 +135,8 @@ impl Dataset {
         let paths = &self.samples[index];
         let photo = read_rgb(&paths.image)?;
         let (w, h) = photo.dimensions();
-        let labels = read_labels(&paths.label, &self.options)?;
+        let o = &self.options;
+        let labels = read_label_map(&paths.label, o.label_nc, o.contain_dontcare_label)?;
         check_same_size(&labels, &paths.label, w, h, &paths.image)?;
         let instances = match (&paths.instance, self.options.no_instance) {
             (Some(path), false) => {
@@ -221,14 +222,14 @@ impl Dataset {
 }
 
 /// Reads a label map and applies the label rules: 255 becomes `label_nc`, and every id must be
-/// below the one-hot channel count.
-fn read_labels(path: &Path, options: &DatasetOptions) -> Result<IdMap> {
+/// below the one-hot channel count, `label_nc + contain_dontcare_label`.
+pub fn read_label_map(path: &Path, label_nc: usize, contain_dontcare_label: bool) -> Result<IdMap> {
     let mut map = read_id_map(path)?;
-    let channels = options.label_channels();
+    let channels = label_nc + usize::from(contain_dontcare_label);
     for (i, id) in map.ids.iter_mut().enumerate() {
         let raw = *id;
         if raw == 255 {
-            *id = options.label_nc as u32;
+            *id = label_nc as u32;
         }
         if *id as usize >= channels {
             return Err(DataError::LabelOutOfRange {
@@ -237,8 +238,8 @@ fn read_labels(path: &Path, options: &DatasetOptions) -> Result<IdMap> {
                 y: (i / map.width) as u32,
                 value: raw,
                 channels,
-                label_nc: options.label_nc,
-                contain_dontcare: options.contain_dontcare_label,
+                label_nc,
+                contain_dontcare: contain_dontcare_label,
             });
         }
     }

@@ -25,10 +25,10 @@ mod transform;
 
 use std::path::PathBuf;
 
-pub use dataset::{Dataset, DatasetOptions, LoadedSample, Phase, SampleBatch};
+pub use dataset::{read_label_map, Dataset, DatasetOptions, LoadedSample, Phase, SampleBatch};
 pub use io::{read_id_map, read_rgb, write_atomic, write_png_atomic, MAX_PIXELS, MAX_SIDE};
 pub use layout::{Layout, SamplePaths};
-pub use transform::{Preprocess, TransformParams};
+pub use transform::{resize_nearest, Preprocess, TransformParams};
 
 /// What went wrong reading a dataset or writing its files; every variant names the file or folder.
 #[derive(Debug, thiserror::Error)]

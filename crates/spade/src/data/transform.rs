@@ -182,11 +182,7 @@ impl Geometry {
         let (w, h) = (map.width as u32, map.height as u32);
         let (rw, rh) = self.resized(w, h);
         let (cw, ch) = self.output(w, h);
-        // PIL's NEAREST samples the source pixel under each target pixel's centre.
-        let source = |dst: u32, out: u32, len: u32| {
-            let s = ((f64::from(dst) + 0.5) * f64::from(len) / f64::from(out)) as u32;
-            s.min(len - 1) as usize
-        };
+        let source = |dst, out, len| nearest_source(dst, out, len) as usize;
         let mut ids = Vec::with_capacity(cw as usize * ch as usize);
         for y in 0..ch {
             for x in 0..cw {
@@ -201,6 +197,26 @@ impl Geometry {
         }
         IdMap::new(map.source.clone(), ch as usize, cw as usize, ids)
     }
+}
+
+/// The source index PIL's NEAREST reads for target index `dst` when resizing `len` to `out`:
+/// the source pixel under the target pixel's centre.
+fn nearest_source(dst: u32, out: u32, len: u32) -> u32 {
+    let s = ((f64::from(dst) + 0.5) * f64::from(len) / f64::from(out)) as u32;
+    s.min(len - 1)
+}
+
+/// Resizes an id map to `width`×`height` with PIL's NEAREST rule.
+pub fn resize_nearest(map: &IdMap, width: usize, height: usize) -> IdMap {
+    let (w, h) = (map.width as u32, map.height as u32);
+    let ids = (0..height as u32)
+        .flat_map(|y| {
+            let sy = nearest_source(y, height as u32, h) as usize;
+            (0..width as u32)
+                .map(move |x| map.ids[sy * map.width + nearest_source(x, width as u32, w) as usize])
+        })
+        .collect();
+    IdMap::new(map.source.clone(), height, width, ids)
 }
 
 #[cfg(test)]

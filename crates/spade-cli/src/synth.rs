@@ -1,0 +1,181 @@
+//! `spade synth`: a label map → a photo, with a generator from a training checkpoint or from
+//! safetensors weights (e.g. a PyTorch generator converted by `convert_torch_generator.py`).
+//! Networks run in eval mode (batch norm from running statistics, spectral norm from the stored
+//! vectors), as the reference's test script runs them.
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use image::imageops::{self, FilterType};
+use tessera_autograd::{no_grad, Var};
+use tessera_nn::checkpoint::safetensors::{from_bytes, load_module};
+use tessera_nn::Module;
+use tessera_spade::data::{read_id_map, read_label_map, read_rgb, resize_nearest};
+use tessera_spade::{
+    reparameterize, semantic_input, ConvEncoder, IdMap, ModelConfig, SpadeGenerator, Trainer,
+};
+use tessera_tensor::{Device, Rng, Tensor};
+
+use crate::arch::ArchArgs;
+use crate::images::{to_rgb, write_rgb};
+use crate::{CliError, Result};
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Label map (8-bit grey or palette PNG of class ids; 255 = unknown).
+    pub label: PathBuf,
+    /// Output PNG; with --samples N > 1, OUT's stem gets _0 … _N-1.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A training checkpoint (OUT/checkpoint.bin of `spade train`): its model, options and encoder.
+    #[arg(long, conflicts_with_all = ["weights", "config"])]
+    pub checkpoint: Option<PathBuf>,
+    /// Generator weights as safetensors under the reference's names.
+    #[arg(long, required_unless_present = "checkpoint")]
+    pub weights: Option<PathBuf>,
+    /// Encoder weights (safetensors) for --style, with --weights.
+    #[arg(long, requires = "weights")]
+    pub encoder: Option<PathBuf>,
+    /// The architecture of --weights: ade20k, coco, cityscapes or small, then the flags below
+    /// (default: the options stored in the weights file by `spade train`).
+    #[arg(long)]
+    pub config: Option<String>,
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Instance map for models with instance edges (default: the label map, so edges follow
+    /// class boundaries).
+    #[arg(long)]
+    pub instance: Option<PathBuf>,
+    /// Style image: the encoder's z (VAE models).
+    #[arg(long)]
+    pub style: Option<PathBuf>,
+    /// Number of outputs, each from its own z (VAE models).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub samples: u64,
+    /// Seed of z.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// The model options of a weights file: `--config` and the flags, or the file's metadata.
+fn weights_config(args: &SynthArgs, path: &Path) -> Result<ModelConfig> {
+    let base = match &args.config {
+        Some(name) => ModelConfig::preset(name)?,
+        None => {
+            let bytes = std::fs::read(path).map_err(|source| CliError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let (_, meta) = from_bytes(&bytes, path)?;
+            ModelConfig::from_metadata("model.", &meta).map_err(|e| {
+                CliError::Usage(format!(
+                    "{}: no model options stored ({e}); say which with --config ade20k|coco|cityscapes|small \
+                     and the architecture flags",
+                    path.display()
+                ))
+            })?
+        }
+    };
+    args.arch.apply(base)
+}
+
+fn load_networks(args: &SynthArgs) -> Result<(ModelConfig, SpadeGenerator, Option<ConvEncoder>)> {
+    if let Some(path) = &args.checkpoint {
+        let trainer = Trainer::load(path, None)?;
+        return Ok((trainer.model, trainer.generator, trainer.encoder));
+    }
+    let path = args
+        .weights
+        .as_ref()
+        .ok_or_else(|| CliError::Usage("give --checkpoint or --weights".into()))?;
+    let config = weights_config(args, path)?;
+    let mut rng = Rng::seed(0);
+    let generator = SpadeGenerator::new(&config, &mut rng)?;
+    load_module(path, &generator)?;
+    let encoder = match &args.encoder {
+        Some(e) => {
+            let encoder = ConvEncoder::new(&config, &mut rng)?;
+            load_module(e, &encoder)?;
+            Some(encoder)
+        }
+        None => None,
+    };
+    Ok((config, generator, encoder))
+}
+
+/// A photo as a `[1, 3, h, w]` tensor in [-1, 1], resized bicubically to `w`×`h`.
+fn style_tensor(path: &Path, h: usize, w: usize) -> Result<Tensor> {
+    let photo = read_rgb(path)?;
+    let photo = imageops::resize(&photo, w as u32, h as u32, FilterType::CatmullRom);
+    let plane = h * w;
+    let mut values = vec![0f32; 3 * plane];
+    for (i, px) in photo.pixels().enumerate() {
+        for c in 0..3 {
+            values[c * plane + i] = (f32::from(px[c]) / 255.0 - 0.5) / 0.5;
+        }
+    }
+    Ok(Tensor::from_vec(values, [1, 3, h, w], Device::Cpu)?)
+}
+
+fn output_path(out: &Path, k: u64, samples: u64) -> PathBuf {
+    if samples == 1 {
+        return out.to_path_buf();
+    }
+    let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("synth");
+    out.with_file_name(format!("{stem}_{k}.png"))
+}
+
+pub fn run(args: &SynthArgs) -> Result<()> {
+    let (config, mut generator, mut encoder) = load_networks(args)?;
+    if !config.use_vae && (args.style.is_some() || args.samples > 1) {
+        return Err(CliError::Usage(
+            "--style and --samples > 1 need a VAE model (trained with --use-vae): \
+             without z the generator is deterministic"
+                .into(),
+        ));
+    }
+    generator.set_training(false);
+    if let Some(e) = encoder.as_mut() {
+        e.set_training(false);
+    }
+    let (h, w) = config.output_hw();
+    let labels = read_label_map(&args.label, config.label_nc, config.contain_dontcare_label)?;
+    let labels = resize_nearest(&labels, w, h);
+    let instances: Option<IdMap> = match (&args.instance, config.no_instance) {
+        (_, true) => None,
+        (Some(path), false) => Some(resize_nearest(&read_id_map(path)?, w, h)),
+        (None, false) => Some(labels.clone()),
+    };
+    let semantics = semantic_input(
+        &config,
+        &[labels],
+        instances.as_ref().map(std::slice::from_ref),
+    )?;
+    let semantics = Var::constant(semantics);
+    let mut rng = Rng::seed(args.seed);
+    let style = match &args.style {
+        Some(path) => {
+            let encoder = encoder.as_ref().ok_or_else(|| {
+                CliError::Usage(
+                    "--style needs the encoder: a --checkpoint of a VAE model, or --encoder E.safetensors"
+                        .into(),
+                )
+            })?;
+            let image = Var::constant(style_tensor(path, h, w)?);
+            Some(no_grad(|| encoder.forward(&image))?)
+        }
+        None => None,
+    };
+    for k in 0..args.samples {
+        let z = match (&style, config.use_vae) {
+            (Some((mu, logvar)), _) => Some(reparameterize(mu, logvar, &mut rng)?),
+            (None, true) => Some(generator.random_z(1, &mut rng)?),
+            (None, false) => None,
+        };
+        let image = no_grad(|| generator.forward(&semantics, z.as_ref()))?;
+        let rgb = to_rgb(image.value())?;
+        let path = output_path(&args.out, k, args.samples);
+        write_rgb(&path, &rgb[0], w, h)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
