@@ -38,7 +38,8 @@ pub enum DatasetMode {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
-    /// CPU-trainable: 128², ngf = ndf = 32, SPADE hidden 64, 13 classes, no instances, batch 2.
+    /// CPU-trainable: 128 wide, ngf = ndf = 32, SPADE hidden 64, batch 2; on custom data 13
+    /// classes without instances, on a reference dataset its label settings.
     Small,
     /// The reference's options for the dataset mode (custom: the base options with 13 classes).
     Paper,
@@ -130,14 +131,25 @@ fn parse_preprocess(s: &str) -> std::result::Result<Preprocess, String> {
         .map_err(|e: tessera_spade::data::DataError| e.to_string())
 }
 
-/// The model the flags describe: the preset, then every architecture flag over it.
+/// The model the flags describe: the preset, then every architecture flag over it. `small` on a
+/// reference dataset keeps that dataset's labels (classes, don't-care, instances, aspect).
 fn model_config(args: &TrainArgs) -> Result<ModelConfig> {
+    let paper = match args.dataset_mode {
+        DatasetMode::Ade20k => ModelConfig::ade20k(),
+        DatasetMode::Coco => ModelConfig::coco(),
+        DatasetMode::Cityscapes => ModelConfig::cityscapes(),
+        DatasetMode::Custom => ModelConfig::base(13),
+    };
     let base = match (args.preset, args.dataset_mode) {
-        (Preset::Small, _) => ModelConfig::small(),
-        (Preset::Paper, DatasetMode::Ade20k) => ModelConfig::ade20k(),
-        (Preset::Paper, DatasetMode::Coco) => ModelConfig::coco(),
-        (Preset::Paper, DatasetMode::Cityscapes) => ModelConfig::cityscapes(),
-        (Preset::Paper, DatasetMode::Custom) => ModelConfig::base(13),
+        (Preset::Small, DatasetMode::Custom) => ModelConfig::small(),
+        (Preset::Small, _) => ModelConfig {
+            label_nc: paper.label_nc,
+            contain_dontcare_label: paper.contain_dontcare_label,
+            no_instance: paper.no_instance,
+            aspect_ratio: paper.aspect_ratio,
+            ..ModelConfig::small()
+        },
+        (Preset::Paper, _) => paper,
     };
     args.arch.apply(base)
 }
@@ -447,4 +459,66 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use tessera_nn::SpadeNorm;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn parse(extra: &[&str]) -> TrainArgs {
+        let base = ["train", "--dataroot", "d", "--out", "o"];
+        Wrap::try_parse_from(base.iter().chain(extra)).unwrap().args
+    }
+
+    #[test]
+    fn presets_then_flags_make_the_model() {
+        let city = model_config(&parse(&["--dataset-mode", "cityscapes"])).unwrap();
+        assert_eq!((city.label_nc, city.no_instance, city.ngf), (35, false, 32));
+        assert_eq!(city.output_hw(), (64, 128));
+        let ade = model_config(&parse(&[
+            "--preset",
+            "paper",
+            "--dataset-mode",
+            "ade20k",
+            "--ngf",
+            "16",
+            "--norm",
+            "instance",
+            "--use-vae",
+        ]))
+        .unwrap();
+        assert_eq!((ade.semantic_nc(), ade.ngf, ade.use_vae), (151, 16, true));
+        assert_eq!(ade.norm_g.param_free, SpadeNorm::Instance);
+        let args = parse(&[
+            "--preset",
+            "paper",
+            "--dataset-mode",
+            "ade20k",
+            "--contain-dontcare-label",
+            "false",
+        ]);
+        assert!(!model_config(&args).unwrap().contain_dontcare_label);
+    }
+
+    #[test]
+    fn dataset_defaults_follow_the_reference() {
+        let small = dataset_options(&parse(&[]), &ModelConfig::small()).unwrap();
+        assert_eq!(
+            (small.preprocess, small.load_size, small.crop_size),
+            (Preprocess::ResizeAndCrop, 143, 128)
+        );
+        assert!(small.flip);
+        let args = parse(&["--dataset-mode", "cityscapes", "--no-flip"]);
+        let city = dataset_options(&args, &ModelConfig::cityscapes()).unwrap();
+        assert_eq!((city.preprocess, city.load_size), (Preprocess::Fixed, 512));
+        assert!(!city.flip);
+    }
 }
