@@ -128,8 +128,44 @@ fn gen_data_train_synth_colorize() {
     assert_eq!(png_size(&a), (32, 32));
     // The weights file carries the model options, and both ways give the same eval output.
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // As an imported generator would be run: a preset and the architecture flags.
+    let c = dir.path().join("c.png");
+    ok(&[
+        "synth",
+        s(&label),
+        "--weights",
+        s(&weights),
+        "--out",
+        s(&c),
+        "--config",
+        "small",
+        "--crop-size",
+        "32",
+        "--ngf",
+        "8",
+        "--spade-hidden",
+        "16",
+        "--no-instance",
+        "false",
+    ]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
+    // A preset that does not match the weights names the mismatched tensors.
+    let err = fails(
+        &[
+            "synth",
+            s(&label),
+            "--weights",
+            s(&weights),
+            "--out",
+            s(&c),
+            "--config",
+            "small",
+        ],
+        1,
+    );
+    assert!(err.contains("head_0"), "{err}");
 
-    let coloured = dir.path().join("c.png");
+    let coloured = dir.path().join("colours.png");
     ok(&["colorize", s(&label), "--out", s(&coloured)]);
     let img = image::open(&coloured).unwrap().to_rgb8();
     let ids = image::open(&label).unwrap().to_luma8();
