@@ -1,0 +1,185 @@
+//! End-to-end runs of the `singan` binary: a tiny training run (two scales, a few iterations)
+//! followed by sampling, and the errors a user sees for bad input.
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tessera_singan::image_io;
+use tessera_tensor::{Device, Tensor};
+
+fn singan(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_singan"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A smooth colour image [1, 3, h, w].
+fn write_test_image(path: &Path, h: usize, w: usize) {
+    let values: Vec<f32> = (0..3 * h * w)
+        .map(|i| {
+            let (c, y, x) = (i / (h * w), (i / w) % h, i % w);
+            ((x as f32 * 0.3 + y as f32 * 0.2 + c as f32).sin() * 0.8).clamp(-1.0, 1.0)
+        })
+        .collect();
+    let t = Tensor::from_vec(values, [1, 3, h, w], Device::Cpu).unwrap();
+    image_io::write_png(&t, path).unwrap();
+}
+
+#[test]
+fn trains_two_scales_then_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_test_image(&cwd.join("tiny.png"), 28, 40);
+    // 28×40 shrunk to max size 32 is 23×32; min size 22 gives exactly two scales.
+    let train = singan(
+        &[
+            "train",
+            "tiny.png",
+            "--preset",
+            "quick",
+            "--max-size",
+            "32",
+            "--min-size",
+            "22",
+            "--width",
+            "8",
+            "--iters",
+            "3",
+            "--samples",
+            "2",
+            "--seed",
+            "7",
+            "--out",
+            "run",
+        ],
+        cwd,
+    );
+    assert!(train.status.success(), "{}", stderr(&train));
+    let stdout = String::from_utf8_lossy(&train.stdout);
+    assert!(
+        stdout.contains("2 scales"),
+        "the settings are printed: {stdout}"
+    );
+    let run = cwd.join("run");
+    for file in [
+        "pyramid.safetensors",
+        "scale_00.safetensors",
+        "scale_01.safetensors",
+        "images/scale_00/real.png",
+        "images/scale_00/sample.png",
+        "images/scale_01/reconstruction.png",
+        "losses.csv",
+        "losses.svg",
+        "reconstruction.png",
+        "samples/sample_00.png",
+        "samples/sample_01.png",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    assert!(!run.join("scale_02.safetensors").exists());
+    let log = std::fs::read_to_string(run.join("losses.csv")).unwrap();
+    assert_eq!(log.lines().count(), 1 + 2 * 3, "{log}");
+
+    // Training into a folder that holds a model is refused, pointing at --resume.
+    let again = singan(&["train", "tiny.png", "--out", "run"], cwd);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
+    // Resuming a finished run trains nothing and succeeds.
+    let resumed = singan(
+        &[
+            "train",
+            "tiny.png",
+            "--out",
+            "run",
+            "--resume",
+            "--samples",
+            "0",
+        ],
+        cwd,
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+
+    let sample = singan(
+        &[
+            "sample",
+            "--model",
+            "run",
+            "--n",
+            "3",
+            "--scale-h",
+            "1.5",
+            "--out",
+            "wide",
+        ],
+        cwd,
+    );
+    assert!(sample.status.success(), "{}", stderr(&sample));
+    for i in 0..3 {
+        let png = cwd.join(format!("wide/sample_{i:02}.png"));
+        assert_eq!(image_io::image_size(&png).unwrap(), (23, 48));
+    }
+    let beyond = singan(&["sample", "--model", "run", "--gen-start-scale", "5"], cwd);
+    assert!(!beyond.status.success());
+    assert!(
+        stderr(&beyond).contains("--gen-start-scale"),
+        "{}",
+        stderr(&beyond)
+    );
+}
+
+#[test]
+fn a_corrupt_image_fails_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::write(cwd.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let out = singan(&["train", "broken.png", "--out", "run"], cwd);
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("broken.png"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+    assert!(
+        !cwd.join("run").exists(),
+        "nothing is written for a bad image"
+    );
+
+    write_test_image(&cwd.join("small.png"), 12, 16);
+    let out = singan(&["train", "small.png", "--out", "run"], cwd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("small.png"), "{}", stderr(&out));
+}
+
+#[test]
+fn invalid_options_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["train", "x.png", "--preset", "fastest"][..],
+        &["train", "x.png", "--iters", "0"],
+        &["sample", "--model", "m", "--scale-v", "-2"],
+        &["animate", "--model", "m", "--alpha", "1.5"],
+    ] {
+        let out = singan(args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let missing = singan(&["reconstruct", "--model", "no_such_model"], dir.path());
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no_such_model"));
+    for command in [
+        "train",
+        "sample",
+        "reconstruct",
+        "sr",
+        "paint",
+        "harmonize",
+        "edit",
+        "animate",
+    ] {
+        let help = singan(&[command, "--help"], dir.path());
+        assert!(help.status.success(), "{command} --help");
+        assert!(String::from_utf8_lossy(&help.stdout).contains("Usage"));
+    }
+}
