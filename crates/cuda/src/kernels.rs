@@ -74,12 +74,16 @@ kernels! {
     REDUCE = Reduce::"tessera_reduce";
     MATMUL_128 = Gemm::"tessera_matmul_128";
     MATMUL_64 = Gemm::"tessera_matmul_64";
+    MATMUL_32 = Gemm::"tessera_matmul_32";
     CONV2D_FWD_128 = Gemm::"tessera_conv2d_fwd_128";
     CONV2D_FWD_64 = Gemm::"tessera_conv2d_fwd_64";
+    CONV2D_FWD_32 = Gemm::"tessera_conv2d_fwd_32";
     CONV2D_DGRAD_128 = Gemm::"tessera_conv2d_dgrad_128";
     CONV2D_DGRAD_64 = Gemm::"tessera_conv2d_dgrad_64";
+    CONV2D_DGRAD_32 = Gemm::"tessera_conv2d_dgrad_32";
     CONV2D_WGRAD_128 = Gemm::"tessera_conv2d_wgrad_128";
     CONV2D_WGRAD_64 = Gemm::"tessera_conv2d_wgrad_64";
+    CONV2D_WGRAD_32 = Gemm::"tessera_conv2d_wgrad_32";
     AVG_POOL2D = Spatial::"tessera_avg_pool2d";
     AVG_POOL2D_ADJOINT = Spatial::"tessera_avg_pool2d_adjoint";
     MAX_POOL2D = Spatial::"tessera_max_pool2d";

@@ -571,28 +571,66 @@ impl Conv2d {
     }
 }
 
+/// The three tile shapes of gemm.cu, as (rows, columns) of C per block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tile {
+    Large,
+    Medium,
+    Narrow,
+}
+
+impl Tile {
+    fn dims(self) -> (usize, usize) {
+        match self {
+            Tile::Large => (128, 128),
+            Tile::Medium => (64, 64),
+            Tile::Narrow => (32, 128),
+        }
+    }
+    /// The kernel of this tile among a problem's (128, 64, 32) variants.
+    fn pick(self, kernels: [Kernel; 3]) -> Kernel {
+        match self {
+            Tile::Large => kernels[0],
+            Tile::Medium => kernels[1],
+            Tile::Narrow => kernels[2],
+        }
+    }
+}
+
 /// Tile shape and K split of one GEMM-shaped launch.
 struct GemmPlan {
-    large_tile: bool,
+    tile: Tile,
     cfg: LaunchConfig,
     k_chunk: i32,
     split: bool,
 }
 
-/// Picks the 128×128 tile when it alone fills every SM, else 64×64; when even that leaves the
-/// GPU under two blocks per SM and K is long, splits K (each part at least 256 deep).
+/// Picks the tile: 32×128 for M ≤ 32, 128×128 when M and N both reach 128 and there is enough
+/// work (blocks or a long K to split), else 64×64. When the tiles leave the GPU under three
+/// blocks per SM and K is long, splits K (each part at least 512 deep).
 fn gemm_plan(gpu: &Gpu, m: usize, n: usize, k: usize, allow_split: bool) -> Result<GemmPlan> {
     let sms = gpu.sm_count() as usize;
-    let large_tile = m.div_ceil(128) * n.div_ceil(128) >= sms;
-    let tile = if large_tile { 128 } else { 64 };
-    let blocks = m.div_ceil(tile) * n.div_ceil(tile);
+    let blocks_of = |t: Tile| {
+        let (bm, bn) = t.dims();
+        m.div_ceil(bm) * n.div_ceil(bn)
+    };
+    let tile = if m <= 32 {
+        Tile::Narrow
+    } else if m >= 128 && n >= 128 && (blocks_of(Tile::Large) >= sms || (allow_split && k >= 4096))
+    {
+        Tile::Large
+    } else {
+        Tile::Medium
+    };
+    let blocks = blocks_of(tile);
     let mut splits = 1;
-    if allow_split && blocks < 2 * sms {
-        splits = (2 * sms).div_ceil(blocks).min(k / 256).clamp(1, 65535);
+    if allow_split && blocks < 3 * sms {
+        splits = (3 * sms).div_ceil(blocks).min(k / 512).clamp(1, 65535);
     }
     let k_chunk = k.div_ceil(splits).next_multiple_of(16).max(16);
     let splits = k.div_ceil(k_chunk).max(1);
-    let grid_y = m.div_ceil(tile);
+    let (bm, bn) = tile.dims();
+    let grid_y = m.div_ceil(bm);
     if grid_y > 65535 {
         return Err(Error::TooLarge {
             op: "gemm",
@@ -601,10 +639,10 @@ fn gemm_plan(gpu: &Gpu, m: usize, n: usize, k: usize, allow_split: bool) -> Resu
         });
     }
     Ok(GemmPlan {
-        large_tile,
+        tile,
         cfg: LaunchConfig {
             grid_dim: (
-                check_len("gemm", "column tiles", n.div_ceil(tile))?,
+                check_len("gemm", "column tiles", n.div_ceil(bn))?,
                 grid_y as u32,
                 splits as u32,
             ),
@@ -653,11 +691,9 @@ pub fn matmul(
     let mut plan = gemm_plan(gpu, m, n, k, false)?;
     plan.cfg.grid_dim.2 = batch as u32;
     let mut out = gpu.alloc(batch * m * n)?;
-    let kernel = if plan.large_tile {
-        kernels::MATMUL_128
-    } else {
-        kernels::MATMUL_64
-    };
+    let kernel = plan
+        .tile
+        .pick([kernels::MATMUL_128, kernels::MATMUL_64, kernels::MATMUL_32]);
     let (mi, ni, ki, bb) = (m as i32, n as i32, k as i32, b_batched as i32);
     // SAFETY: block z reads a[z·m·k..][..m·k] and b[(z or 0)·k·n..][..k·n] and writes
     // out[z·m·n..][..m·n] for z < batch; row and column indices are bounds-checked against m, n, k.
@@ -679,11 +715,11 @@ pub fn matmul(
     Ok(out)
 }
 
-/// Launches one of the three convolution GEMMs: `kernels` are its (128, 64) tile variants,
+/// Launches one of the three convolution GEMMs: `kernels` are its (128, 64, 32) tile variants,
 /// (m, n, k) its GEMM size, `out_len` the result's length.
 fn conv_gemm(
     gpu: &Gpu,
-    kernels: (Kernel, Kernel),
+    kernels: [Kernel; 3],
     (m, n, k): (usize, usize, usize),
     out_len: usize,
     a: &Buffer,
@@ -695,11 +731,7 @@ fn conv_gemm(
     }
     let plan = gemm_plan(gpu, m, n, k, true)?;
     let mut out = gemm_output(gpu, &plan, out_len)?;
-    let kernel = if plan.large_tile {
-        kernels.0
-    } else {
-        kernels.1
-    };
+    let kernel = plan.tile.pick(kernels);
     // SAFETY: the kernel's problem struct derives every index from `g`, which describes the
     // buffers' true sizes (checked by Tensor and by Conv2d::geom); out-of-range taps of padded
     // windows are skipped, not read. With a K split, `out` is zeroed and written atomically.
@@ -715,7 +747,11 @@ pub fn conv2d(gpu: &Gpu, x: &Buffer, w: &Buffer, p: Conv2d) -> Result<Buffer> {
     let pix = n * p.out_hw[0] * p.out_hw[1];
     conv_gemm(
         gpu,
-        (kernels::CONV2D_FWD_128, kernels::CONV2D_FWD_64),
+        [
+            kernels::CONV2D_FWD_128,
+            kernels::CONV2D_FWD_64,
+            kernels::CONV2D_FWD_32,
+        ],
         (co, pix, c * kh * kw),
         co * pix,
         x,
@@ -731,7 +767,11 @@ pub fn conv2d_input_grad(gpu: &Gpu, gy: &Buffer, w: &Buffer, p: Conv2d) -> Resul
     let [co, _, kh, kw] = p.weight;
     conv_gemm(
         gpu,
-        (kernels::CONV2D_DGRAD_128, kernels::CONV2D_DGRAD_64),
+        [
+            kernels::CONV2D_DGRAD_128,
+            kernels::CONV2D_DGRAD_64,
+            kernels::CONV2D_DGRAD_32,
+        ],
         (c, n * h * wd, co * kh * kw),
         n * c * h * wd,
         gy,
@@ -747,7 +787,11 @@ pub fn conv2d_weight_grad(gpu: &Gpu, x: &Buffer, gy: &Buffer, p: Conv2d) -> Resu
     let [co, _, kh, kw] = p.weight;
     conv_gemm(
         gpu,
-        (kernels::CONV2D_WGRAD_128, kernels::CONV2D_WGRAD_64),
+        [
+            kernels::CONV2D_WGRAD_128,
+            kernels::CONV2D_WGRAD_64,
+            kernels::CONV2D_WGRAD_32,
+        ],
         (co, c * kh * kw, n * p.out_hw[0] * p.out_hw[1]),
         co * c * kh * kw,
         x,
