@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use tessera_nn::checkpoint::safetensors::load_state_dict;
 use tessera_singan::image_io;
 use tessera_tensor::{Device, Tensor};
 
@@ -36,30 +37,33 @@ fn trains_two_scales_then_samples() {
     let cwd = dir.path();
     write_test_image(&cwd.join("tiny.png"), 28, 40);
     // 28×40 shrunk to max size 32 is 23×32; min size 22 gives exactly two scales.
-    let train = singan(
-        &[
-            "train",
-            "tiny.png",
-            "--preset",
-            "quick",
-            "--max-size",
-            "32",
-            "--min-size",
-            "22",
-            "--width",
-            "8",
-            "--iters",
-            "3",
-            "--samples",
-            "2",
-            "--seed",
-            "7",
-            "--out",
-            "run",
-        ],
-        cwd,
-    );
+    const TINY_RUN: &str = "train tiny.png --preset quick --max-size 32 --min-size 22 --width 8 \
+                            --iters 3 --samples 2 --seed 7 --out";
+    let train_into = |out: &str| {
+        let mut args: Vec<&str> = TINY_RUN.split_whitespace().collect();
+        args.push(out);
+        singan(&args, cwd)
+    };
+    let train = train_into("run");
     assert!(train.status.success(), "{}", stderr(&train));
+    // The same seed and settings give the same model, every tensor bit for bit (the files'
+    // bytes may differ: safetensors does not fix the order of its metadata).
+    assert!(train_into("again").status.success());
+    for file in ["scale_00.safetensors", "scale_01.safetensors"] {
+        let first = load_state_dict(cwd.join("run").join(file)).unwrap();
+        let second = load_state_dict(cwd.join("again").join(file)).unwrap();
+        assert_eq!(
+            first.keys().collect::<Vec<_>>(),
+            second.keys().collect::<Vec<_>>()
+        );
+        for (name, t) in &first {
+            assert_eq!(
+                t.to_vec().unwrap(),
+                second[name].to_vec().unwrap(),
+                "{file}: {name}"
+            );
+        }
+    }
     let stdout = String::from_utf8_lossy(&train.stdout);
     assert!(
         stdout.contains("2 scales"),
