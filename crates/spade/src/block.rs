@@ -1,10 +1,77 @@
 //! Building blocks: a convolution with optional spectral norm, and the SPADE residual block.
-use crate::error::Result;
+use crate::binary_conv::{binary_conv, BinaryMap};
+use crate::error::{shape_error, Result};
+use std::sync::Arc;
 use tessera_autograd::Var;
 use tessera_nn::{
-    join, Conv2d, Conv2dConfig, Entry, Module, Spade, SpadeConfig, SpadeNorm, SpectralNorm,
+    join, Conv2d, Conv2dConfig, Entry, Module, Param, Spade, SpadeConfig, SpadeNorm, SpectralNorm,
 };
 use tessera_tensor::Rng;
+
+/// The label map as the SPADE layers take it. A constant map of 0s and 1s (one-hot labels and
+/// instance edges) is kept as a [`BinaryMap`], and SPADE's `mlp_shared` convolution of it runs
+/// as a lookup ([`binary_conv`]) instead of a GEMM over every label channel; anything else (a
+/// map that needs a gradient, soft labels) stays dense.
+#[derive(Clone, Debug)]
+pub enum Conditioning {
+    Dense(Var),
+    Binary(Arc<BinaryMap>),
+}
+
+impl Conditioning {
+    /// Chooses the representation of `seg` [N, C, H, W].
+    pub fn new(seg: &Var) -> Result<Self> {
+        if !seg.requires_grad() {
+            if let Some(map) = BinaryMap::from_dense(seg.value())? {
+                return Ok(Conditioning::Binary(Arc::new(map)));
+            }
+        }
+        Ok(Conditioning::Dense(seg.clone()))
+    }
+
+    /// Resized to (h, w) by nearest interpolation (unchanged if already that size).
+    pub fn resized(&self, h: usize, w: usize) -> Result<Self> {
+        Ok(match self {
+            Conditioning::Dense(seg) if seg.dims()[2..] == [h, w] => self.clone(),
+            Conditioning::Dense(seg) => Conditioning::Dense(seg.upsample_nearest2d([h, w])?),
+            Conditioning::Binary(map) if (map.h, map.w) == (h, w) => self.clone(),
+            Conditioning::Binary(map) => Conditioning::Binary(Arc::new(map.resize_nearest(h, w))),
+        })
+    }
+}
+
+/// `spade.forward(x, seg)` for a label map already at x's size, with `mlp_shared` as a
+/// lookup for a binary map (the same function, see [`Conditioning`]).
+pub fn spade_forward(spade: &Spade, x: &Var, seg: &Conditioning) -> Result<Var> {
+    let map = match seg {
+        Conditioning::Dense(seg) => return Ok(spade.forward(x, seg)?),
+        Conditioning::Binary(map) => map,
+    };
+    let d = x.dims();
+    if d.len() != 4 || d[0] != map.n || d[2..] != [map.h, map.w] {
+        return Err(shape_error(
+            "SPADE",
+            format!(
+                "input {} and label map [{}, {}, {}, {}] differ in batch or size",
+                x.shape(),
+                map.n,
+                map.channels,
+                map.h,
+                map.w
+            ),
+        ));
+    }
+    let normalized = spade.param_free_norm.forward(x)?;
+    let shared = &spade.mlp_shared;
+    let mut actv = binary_conv(map, &shared.weight.var())?;
+    if let Some(b) = shared.bias.as_ref().map(Param::var) {
+        actv = actv.add(&b.reshape([1, b.dims()[0], 1, 1])?)?;
+    }
+    let actv = actv.relu()?;
+    let gamma = spade.mlp_gamma.forward(&actv)?;
+    let beta = spade.mlp_beta.forward(&actv)?;
+    Ok(normalized.mul(&gamma.add_scalar(1.0)?)?.add(&beta)?)
+}
 
 /// LeakyReLU slope of every SPADE network (G, D, E).
 pub const LRELU_SLOPE: f32 = 0.2;
@@ -129,24 +196,28 @@ impl SpadeResnetBlock {
 
     /// `x` [N, fin, H, W], `seg` [N, label_nc, h, w] → [N, fout, H, W].
     pub fn forward(&self, x: &Var, seg: &Var) -> Result<Var> {
-        // Every SPADE of the block resizes the label map to x's size: do it once here (the
-        // layers skip the resize for a map of the right size).
+        self.forward_conditioned(x, &Conditioning::new(seg)?)
+    }
+
+    /// [`SpadeResnetBlock::forward`] with the label map prepared once for several blocks.
+    pub fn forward_conditioned(&self, x: &Var, seg: &Conditioning) -> Result<Var> {
         let d = x.dims();
-        let seg = if d.len() == 4 && seg.dims().len() == 4 && seg.dims()[2..] != d[2..] {
-            seg.upsample_nearest2d([d[2], d[3]])?
-        } else {
-            seg.clone()
-        };
+        if d.len() != 4 {
+            return Err(shape_error(
+                "SPADEResnetBlock",
+                format!("expected an input [N, C, H, W], got {}", x.shape()),
+            ));
+        }
+        // Every SPADE of the block resizes the label map to x's size: done once here.
+        let seg = seg.resized(d[2], d[3])?;
         let x_s = match (&self.conv_s, &self.norm_s) {
-            (Some(conv), Some(norm)) => conv.forward(&norm.forward(x, &seg)?)?,
+            (Some(conv), Some(norm)) => conv.forward(&spade_forward(norm, x, &seg)?)?,
             _ => x.clone(),
         };
-        let dx = self
-            .conv_0
-            .forward(&self.norm_0.forward(x, &seg)?.leaky_relu(LRELU_SLOPE)?)?;
-        let dx = self
-            .conv_1
-            .forward(&self.norm_1.forward(&dx, &seg)?.leaky_relu(LRELU_SLOPE)?)?;
+        let dx = spade_forward(&self.norm_0, x, &seg)?.leaky_relu(LRELU_SLOPE)?;
+        let dx = self.conv_0.forward(&dx)?;
+        let dx = spade_forward(&self.norm_1, &dx, &seg)?.leaky_relu(LRELU_SLOPE)?;
+        let dx = self.conv_1.forward(&dx)?;
         Ok(x_s.add(&dx)?)
     }
 }

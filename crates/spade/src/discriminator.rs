@@ -6,6 +6,9 @@ use tessera_autograd::Var;
 use tessera_nn::{join, AvgPool2d, Conv2d, Conv2dConfig, Entry, InstanceNorm2d, Module};
 use tessera_tensor::Rng;
 
+/// Every block's output of every scale, `[scale][block]`, the logit map last in each scale.
+pub type ScaleOutputs = Vec<Vec<Var>>;
+
 /// Kernel size and padding of every discriminator conv (padding `ceil((4 − 1) / 2)`).
 const KERNEL: usize = 4;
 const PAD: usize = 2;
@@ -119,7 +122,7 @@ impl MultiscaleDiscriminator {
     }
 
     /// `x` [N, semantic_nc + 3, H, W] → per scale, every block's output (logits last).
-    pub fn forward(&self, x: &Var) -> Result<Vec<Vec<Var>>> {
+    pub fn forward(&self, x: &Var) -> Result<ScaleOutputs> {
         let d = x.dims();
         if d.len() != 4 || d[1] != self.input_nc {
             return Err(shape_error(

@@ -1,5 +1,5 @@
 //! The SPADE generator.
-use crate::block::{BlockConfig, SpadeResnetBlock, LRELU_SLOPE};
+use crate::block::{BlockConfig, Conditioning, SpadeResnetBlock, LRELU_SLOPE};
 use crate::config::{ModelConfig, UpsamplingLayers};
 use crate::error::{shape_error, Result};
 use tessera_autograd::Var;
@@ -149,14 +149,15 @@ impl SpadeGenerator {
             let d = x.dims();
             Ok(x.upsample_nearest2d([2 * d[2], 2 * d[3]])?)
         };
-        x = self.head_0.forward(&x, seg)?;
-        x = self.g_middle_0.forward(&up(&x)?, seg)?;
+        let seg = Conditioning::new(seg)?;
+        x = self.head_0.forward_conditioned(&x, &seg)?;
+        x = self.g_middle_0.forward_conditioned(&up(&x)?, &seg)?;
         if c.num_upsampling_layers != UpsamplingLayers::Normal {
             x = up(&x)?;
         }
-        x = self.g_middle_1.forward(&x, seg)?;
+        x = self.g_middle_1.forward_conditioned(&x, &seg)?;
         for block in &self.ups {
-            x = block.forward(&up(&x)?, seg)?;
+            x = block.forward_conditioned(&up(&x)?, &seg)?;
         }
         let x = self.conv_img.forward(&x.leaky_relu(LRELU_SLOPE)?)?;
         Ok(x.tanh()?)

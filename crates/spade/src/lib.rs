@@ -8,6 +8,7 @@
 //!   and `small`.
 //! * [`semantic_input`]: label maps (+ instance maps) → the one-hot conditioning tensor.
 //! * [`SpadeGenerator`], [`ConvEncoder`], [`MultiscaleDiscriminator`].
+pub mod binary_conv;
 pub mod block;
 pub mod config;
 pub mod data;
@@ -21,9 +22,10 @@ pub mod semantic;
 pub mod trainer;
 pub mod weights;
 
-pub use block::{BlockConfig, MaybeSpectralConv, SpadeResnetBlock};
+pub use binary_conv::BinaryMap;
+pub use block::{BlockConfig, Conditioning, MaybeSpectralConv, SpadeResnetBlock};
 pub use config::{GeneratorNorm, ModelConfig, UpsamplingLayers};
-pub use discriminator::{MultiscaleDiscriminator, NLayerDiscriminator};
+pub use discriminator::{MultiscaleDiscriminator, NLayerDiscriminator, ScaleOutputs};
 pub use encoder::{reparameterize, reparameterize_with, ConvEncoder};
 pub use error::{Error, Result};
 pub use generator::{GeneratorInput, SpadeGenerator};

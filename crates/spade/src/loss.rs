@@ -7,13 +7,14 @@
 //!     + λ_kld·(−½·Σ(1 + log σ² − μ² − σ²))                             VAE only, a batch sum
 //! L_D = mean_i mean relu(1 − D_i(real)[last]) + mean_i mean relu(1 + D_i(fake)[last])
 //! ```
+use crate::discriminator::ScaleOutputs;
 use crate::error::Result;
 use tessera_autograd::Var;
 use tessera_gan::{feature_matching_loss, hinge_d_fake_loss, hinge_d_real_loss, hinge_g_loss};
 
 /// Splits discriminator outputs on `[fake; real]` (2N along the batch) into the fake and the
 /// real halves, per scale and layer.
-pub fn split_fake_real(preds: &[Vec<Var>]) -> Result<(Vec<Vec<Var>>, Vec<Vec<Var>>)> {
+pub fn split_fake_real(preds: &[Vec<Var>]) -> Result<(ScaleOutputs, ScaleOutputs)> {
     let mut fake = Vec::with_capacity(preds.len());
     let mut real = Vec::with_capacity(preds.len());
     for scale in preds {
@@ -68,7 +69,7 @@ pub fn feature_matching(
     pred_real: &[Vec<Var>],
     lambda_feat: f32,
 ) -> Result<Var> {
-    let body = |p: &[Vec<Var>]| -> Vec<Vec<Var>> {
+    let body = |p: &[Vec<Var>]| -> ScaleOutputs {
         p.iter()
             .map(|s| s[..s.len().saturating_sub(1)].to_vec())
             .collect()

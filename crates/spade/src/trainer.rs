@@ -1,7 +1,7 @@
 //! Training: the reference's alternating G and D steps, two-time-scale Adam, the linear
 //! learning-rate decay, and resumable checkpoints of the whole training state.
 use crate::config::ModelConfig;
-use crate::discriminator::MultiscaleDiscriminator;
+use crate::discriminator::{MultiscaleDiscriminator, ScaleOutputs};
 use crate::encoder::{reparameterize, ConvEncoder};
 use crate::error::{config_error, Error, Result};
 use crate::generator::SpadeGenerator;
@@ -293,13 +293,12 @@ impl Trainer {
     }
 
     /// D's outputs on `[cat(seg, fake); cat(seg, real)]`, split into (fake, real).
-    #[allow(clippy::type_complexity)]
     fn discriminate(
         &self,
         seg: &Var,
         fake: &Var,
         real: &Var,
-    ) -> Result<(Vec<Vec<Var>>, Vec<Vec<Var>>)> {
+    ) -> Result<(ScaleOutputs, ScaleOutputs)> {
         let fake_in = Var::concat(&[seg, fake], 1)?;
         let real_in = Var::concat(&[seg, real], 1)?;
         let both = Var::concat(&[&fake_in, &real_in], 0)?;
