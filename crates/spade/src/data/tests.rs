@@ -392,3 +392,15 @@ fn palette_label_maps_read_their_indices() {
     drop(w);
     assert_eq!(read_id_map(&path).unwrap().ids, vec![3, 2, 1, 0, 3]);
 }
+
+#[cfg(unix)]
+#[test]
+fn written_files_are_readable_by_all() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = custom_folder(1, |_, _| 0);
+    let mode = std::fs::metadata(dir.path().join("labels/0.png"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
