@@ -7,7 +7,7 @@
 //!   name is given), then each matching `benches/torch_NAME.py` timing the same work with PyTorch in the
 //!   same run, then a table of ratios (ours / PyTorch).
 //! - `gpu-bundle`: builds, in release and with the `cuda` feature, the CUDA test binaries, the kernel
-//!   benchmark and the scripts that run them into `gpu-bundle/` (ignored by git), to be carried to a
+//!   benchmark, the `spade_norm` criterion bench and the scripts that run them into `gpu-bundle/` (ignored by git), to be carried to a
 //!   GPU machine that has no Rust toolchain and run there with `gpu-bundle/run.sh` (docs/GPU.md).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -378,6 +378,17 @@ fn gpu_bundle() -> Result<(), String> {
         "--example",
         "gpu_bench",
     ])?);
+    let criterion = built_executables(&cargo_json(&[
+        "bench",
+        "--no-run",
+        "--message-format=json",
+        "-p",
+        "tessera-benches",
+        "--features",
+        "cuda",
+        "--bench",
+        "spade_norm",
+    ])?);
     let bundle = root().join("gpu-bundle");
     if bundle.exists() {
         std::fs::remove_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
@@ -394,10 +405,17 @@ fn gpu_bundle() -> Result<(), String> {
         .find(|(n, _)| n == "gpu_bench")
         .ok_or("cargo built no gpu_bench example")?;
     copy_into(exe, &bundle.join("bin"), "gpu_bench")?;
+    let (_, exe) = criterion
+        .iter()
+        .find(|(n, _)| n == "spade_norm")
+        .ok_or("cargo built no spade_norm bench")?;
+    copy_into(exe, &bundle.join("bin"), "spade_norm")?;
     for (src, name) in [
         ("crates/cuda/gpu/run.sh", "run.sh"),
         ("crates/cuda/gpu/report.py", "report.py"),
         ("benches/torch_gpu_kernels.py", "torch_gpu_kernels.py"),
+        ("benches/torch_spade_norm.py", "torch_spade_norm.py"),
+        ("benches/torch_timing.py", "torch_timing.py"),
     ] {
         copy_into(&root().join(src), &bundle, name)?;
     }

@@ -74,3 +74,15 @@ for ident, row in ours.items():
         f"{t32[0]:.4f}" if t32 else "",
     ]
     print("| " + " | ".join(cells) + " |")
+
+# The criterion bench (`spade_norm`): tessera's CPU composite, GPU composite and fused kernel.
+crit = {m.group(1): m.group(3) + " " + m.group(4)
+        for m in re.finditer(r"^(\S+)\s+time:\s+\[(\S+ \S+) (\S+) (\S+) (\S+ \S+)\]",
+                             read("bench_criterion.txt"), flags=re.M)}
+crit_torch = times(read("bench_criterion_torch.txt"))
+if crit:
+    print("\n## Criterion `spade_norm` (median estimate; PyTorch: min / median ms)\n")
+    print("| id | tessera | PyTorch eager |\n|---|---|---|")
+    for ident, t in crit.items():
+        tt = crit_torch.get(ident)
+        print(f"| {ident} | {t} | {f'{tt[0]:.4f} / {tt[1]:.4f} ms' if tt else ''} |")

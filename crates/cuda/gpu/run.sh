@@ -52,5 +52,11 @@ echo "gpu_bench exit $?"; cat "$OUT/bench_tessera.err"
 timeout 300 python3 "$HERE/torch_gpu_kernels.py" $QUICK > "$OUT/bench_torch.txt" 2> "$OUT/bench_torch.err"
 echo "torch exit $?"; tail -n 5 "$OUT/bench_torch.err"
 
+# The criterion bench users extend with their own normalization kernel (CPU and GPU cases).
+(cd "$HERE" && timeout 240 ./bin/spade_norm --bench > "$OUT/bench_criterion.txt" 2>&1)
+echo "spade_norm exit $?"
+(cd "$HERE" && timeout 120 python3 torch_spade_norm.py > "$OUT/bench_criterion_torch.txt" 2>&1)
+echo "torch_spade_norm exit $?"
+
 python3 "$HERE/report.py" "$OUT" > "$OUT/report.md"
 cat "$OUT/report.md"
