@@ -187,3 +187,66 @@ fn invalid_options_are_usage_errors() {
         assert!(String::from_utf8_lossy(&help.stdout).contains("Usage"));
     }
 }
+
+#[test]
+fn a_killed_run_resumes_at_the_unfinished_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_test_image(&cwd.join("tiny.png"), 28, 40);
+    let args = [
+        "train",
+        "tiny.png",
+        "--max-size",
+        "32",
+        "--min-size",
+        "22",
+        "--width",
+        "8",
+        "--iters",
+        "30",
+        "--samples",
+        "0",
+        "--out",
+        "run",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_singan"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first_scale = cwd.join("run/scale_00.safetensors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !first_scale.exists() && std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SIGKILL: no chance to clean up, as after a crash or an OOM kill.
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert!(first_scale.exists(), "scale 0 was saved before the kill");
+    let interrupted = !cwd.join("run/scale_01.safetensors").exists();
+
+    let mut resume_args = args.to_vec();
+    resume_args.push("--resume");
+    let resumed = singan(&resume_args, cwd);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    if interrupted {
+        let stdout = String::from_utf8_lossy(&resumed.stdout);
+        assert!(stdout.contains("resuming run at scale 2/2"), "{stdout}");
+    }
+    assert!(cwd.join("run/scale_01.safetensors").is_file());
+    // The log holds every iteration of the resumed scale (scale 0's rows too, unless the kill
+    // came between its model file and its log).
+    let log = std::fs::read_to_string(cwd.join("run/losses.csv")).unwrap();
+    let rows_of = |scale: &str| {
+        log.lines()
+            .filter(|l| l.split(',').next() == Some(scale))
+            .count()
+    };
+    assert_eq!(rows_of("1"), 30, "{log}");
+    assert!(rows_of("0") == 0 || rows_of("0") == 30, "{log}");
+}
