@@ -8,6 +8,7 @@
 //! finishes the current step, writes a checkpoint and exits; a kill loses at most the steps
 //! since the last checkpoint, and `--resume` continues from it with the same data order.
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -368,6 +369,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Written once the handler is in place, so a watcher may interrupt as soon as it appears.
     write_options(&args.out, &trainer, &data_options)?;
     let bar = progress_bar(total, "steps");
+    let log_lines = !std::io::stderr().is_terminal();
     bar.set_position(trainer.step.min(total));
     let seed = trainer.train.seed;
     let mut order: Option<(u64, Vec<Vec<usize>>)> = None;
@@ -408,13 +410,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 f64::from(d.real),
             ],
         });
-        bar.set_message(format!(
+        let status = format!(
             "epoch {} | G {:.3} (GAN {:.3}) | D {:.3}",
             epoch + 1,
             g.total,
             g.gan,
             d.total
-        ));
+        );
         bar.set_position(trainer.step);
         if args.sample_every > 0 && trainer.step % args.sample_every == 0 {
             let fakes = to_rgb(&g.fake)?;
@@ -437,7 +439,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let stop = interrupted.load(Ordering::SeqCst);
         if stop || trainer.step % args.save_every == 0 || trainer.step == total {
             save(&args.out, &trainer, &losses)?;
+            // Without a terminal the bar is hidden: a log line per checkpoint instead.
+            if log_lines {
+                eprintln!("step {}/{total} | {status} | saved", trainer.step);
+            }
         }
+        bar.set_message(status);
         if stop {
             bar.abandon();
             eprintln!(
