@@ -21,7 +21,7 @@ use tessera_nn::checkpoint::safetensors::save_state_dict;
 use tessera_nn::{Module, ModuleExt};
 use tessera_spade::data::{write_atomic, Dataset, DatasetOptions, Layout, Phase, Preprocess};
 use tessera_spade::{semantic_input, Batch, ModelConfig, TrainConfig, Trainer};
-use tessera_tensor::Device;
+use tessera_tensor::{Device, Tensor};
 
 use crate::arch::ArchArgs;
 use crate::images::{colour_labels, progress_bar, to_rgb, write_grid};
@@ -304,6 +304,25 @@ fn write_options(out: &Path, trainer: &Trainer, data: &DatasetOptions) -> Result
     Ok(())
 }
 
+/// The photos must come out at the generator's output size; say which options disagree.
+fn check_sizes(model: &ModelConfig, images: &Tensor, data: &DatasetOptions) -> Result<()> {
+    let (h, w) = model.output_hw();
+    let d = images.dims();
+    if d[2..] == [h, w] {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "the data come out {}×{} (preprocess {}, crop size {}) but the generator makes {w}×{h} \
+         images ({} upsampling layers: the crop size should be a multiple of {})",
+        d[3],
+        d[2],
+        data.preprocess,
+        data.crop_size,
+        model.num_upsampling_layers.as_str(),
+        1u32 << model.num_upsampling_layers.count()
+    )))
+}
+
 /// A seed for the `index`-th draw of a stream (data order per epoch, transforms per step).
 fn stream_seed(seed: u64, stream: u64, index: u64) -> u64 {
     seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03)
@@ -385,6 +404,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             &order.as_ref().map_or(&[][..], |(_, o)| &o[..])[(step % steps_per_epoch) as usize];
         let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, 2, step));
         let samples = dataset.batch(indices, &mut rng, Device::Cpu)?;
+        check_sizes(&trainer.model, &samples.images, &data_options)?;
         let semantics = semantic_input(
             &trainer.model,
             &samples.labels,

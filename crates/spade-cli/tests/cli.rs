@@ -396,6 +396,27 @@ fn invalid_values_give_clear_errors() {
         2,
     );
     assert!(err.contains("resize_and_crop"), "{err}");
+    let data = dir.path().join("data");
+    gen_data(&data, "2");
+    let run = dir.path().join("run");
+    let err = fails(
+        &[
+            "train",
+            "--dataroot",
+            s(&data),
+            "--out",
+            s(&run),
+            "--crop-size",
+            "40",
+            "--ngf",
+            "4",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("40×40") && err.contains("32×32") && err.contains("multiple of 32"),
+        "{err}"
+    );
     let err = fails(&["train", "--dataroot", p, "--out", p, "--ngf", "0"], 1);
     assert!(err.contains("ngf"), "{err}");
     let err = fails(
