@@ -114,6 +114,37 @@ impl BinaryMap {
     }
 }
 
+/// Side of the square blocks [`transpose`] copies.
+const TILE: usize = 32;
+
+/// `batches` row-major [rows, cols] matrices → their transposes [cols, rows], in TILE×TILE
+/// blocks (both the reads and the writes stay within a few cache lines per block).
+fn transpose(src: &[f32], batches: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; batches * rows * cols];
+    if out.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(rows * cols)
+        .zip(src.par_chunks(rows * cols))
+        .for_each(|(dst, src)| {
+            dst.par_chunks_mut(TILE * rows)
+                .enumerate()
+                .for_each(|(tile, dst)| {
+                    let c0 = tile * TILE;
+                    let c1 = (c0 + TILE).min(cols);
+                    for r0 in (0..rows).step_by(TILE) {
+                        for c in c0..c1 {
+                            let line = &mut dst[(c - c0) * rows..(c - c0 + 1) * rows];
+                            for r in r0..(r0 + TILE).min(rows) {
+                                line[r] = src[r * cols + c];
+                            }
+                        }
+                    }
+                });
+        });
+    out
+}
+
 /// The (padding, kernel, output channels) of a square odd weight [C_out, C, k, k] for `map`.
 fn weight_dims(map: &BinaryMap, dims: &[usize]) -> Result<(usize, usize, usize)> {
     if dims.len() != 4 || dims[1] != map.channels || dims[2] != dims[3] || dims[2] % 2 == 0 {
@@ -133,7 +164,7 @@ fn weight_dims(map: &BinaryMap, dims: &[usize]) -> Result<(usize, usize, usize)>
 fn forward_kernel(map: &BinaryMap, weight: &Tensor) -> Result<Tensor> {
     let (pad, k, cout) = weight_dims(map, weight.dims())?;
     // [C, k, k, C_out]: every tap of every channel is one contiguous run of C_out values.
-    let wt = weight.permute(&[1, 2, 3, 0])?.to_vec()?;
+    let wt = transpose(&weight.to_vec()?, 1, cout, map.channels * k * k);
     let (h, w) = (map.h, map.w);
     let mut out = vec![0f32; map.n * h * w * cout];
     out.par_chunks_mut(w * cout)
@@ -160,8 +191,8 @@ fn forward_kernel(map: &BinaryMap, weight: &Tensor) -> Result<Tensor> {
                 }
             }
         });
-    let nhwc = Tensor::from_vec(out, [map.n, h, w, cout], Device::Cpu)?;
-    Ok(nhwc.permute(&[0, 3, 1, 2])?)
+    let nchw = transpose(&out, map.n, h * w, cout);
+    Tensor::from_vec(nchw, [map.n, cout, h, w], Device::Cpu).map_err(Into::into)
 }
 
 /// Adjoint kernel: output gradient [N, C_out, H, W] → weight gradient [C_out, C, k, k].
@@ -179,7 +210,7 @@ fn adjoint_kernel(map: &BinaryMap, grad: &Tensor, kernel: usize) -> Result<Tenso
     }
     let (cout, k, pad) = (d[1], kernel, kernel / 2);
     let (h, w) = (map.h, map.w);
-    let g = grad.permute(&[0, 2, 3, 1])?.to_vec()?;
+    let g = transpose(&grad.to_vec()?, map.n, cout, h * w);
     let size = map.channels * k * k * cout;
     // A fixed partition of the rows, each summed into its own [C, k, k, C_out] buffer, and the
     // buffers added in order: the result does not depend on the thread count or scheduling.
@@ -220,8 +251,8 @@ fn adjoint_kernel(map: &BinaryMap, grad: &Tensor, kernel: usize) -> Result<Tenso
             *a += b;
         }
     }
-    let t = Tensor::from_vec(dwt, [map.channels, k, k, cout], Device::Cpu)?;
-    Ok(t.permute(&[3, 0, 1, 2])?)
+    let dw = transpose(&dwt, 1, map.channels * k * k, cout);
+    Tensor::from_vec(dw, [cout, map.channels, k, k], Device::Cpu).map_err(Into::into)
 }
 
 fn invalid(op: &'static str, dims: &[usize], why: String) -> tessera_autograd::Error {

@@ -8,6 +8,34 @@
 //!   and `small`.
 //! * [`semantic_input`]: label maps (+ instance maps) → the one-hot conditioning tensor.
 //! * [`SpadeGenerator`], [`ConvEncoder`], [`MultiscaleDiscriminator`].
+//! * [`Trainer`]: the G step and D step, TTUR Adam, linear decay, resumable checkpoints
+//!   ([`TrainConfig`] holds the loss weights and optimizer options).
+//! * [`load_generator`] / [`save_generator`]: generator weights as safetensors under the
+//!   reference names (`crates/spade-cli/convert_torch_generator.py` converts PyTorch files).
+//!
+//! # Where the reference is ambiguous or broken, and what this crate does
+//!
+//! * **Label channels.** Raw label 255 is the unknown id `label_nc`; ADE20K's 0 ("other") stays
+//!   channel 0 (the reference's shift never takes effect, and its weights expect this). An id
+//!   without a channel is a typed error naming the file, where the reference crashes.
+//! * **Batch norm.** `syncbatch` in `norm_G` is batch norm over the whole batch, which on one
+//!   device is plain batch norm (the reference falls back to it on one GPU).
+//! * **Spectral norm** only where the code has it (the residual blocks' convs, D's middle
+//!   convs, the encoder), not on every layer as the paper says.
+//! * **Init.** Xavier-normal with gain 0.02 on every conv and linear weight, `weight_orig`
+//!   included (the reference most likely leaves those at PyTorch's default on GPU; spectral
+//!   norm divides by σ anyway); zero biases.
+//! * **Adam.** With TTUR (default): G at lr/2 = 1e-4, D at 2·lr = 4e-4, betas (0, 0.9) (the
+//!   code's and the authors' choice; the paper says β2 = 0.999). `no_ttur`: both at lr with
+//!   (β1, β2) = (0.5, 0.999).
+//! * **Losses.** Hinge averaged over scales; feature matching weighted λ_feat / num_D over
+//!   every block but the logits; KL a sum over the batch (as the reference computes it per
+//!   GPU), weight 0.05; VGG (λ 10) on raw [−1, 1] images, only with user-supplied weights.
+//! * **Latent height** `round(sw / aspect_ratio)` rounds ties to even, as Python does.
+//! * **Encoder** for crops below 256: input resized to 128 and five layers (the reference's
+//!   encoder breaks there); 256 and six layers otherwise, as the reference.
+//! * **Speed.** SPADE's `mlp_shared` convolution of a one-hot map runs as a lookup
+//!   ([`binary_conv`]), with the same result as the dense convolution.
 pub mod binary_conv;
 pub mod block;
 pub mod config;
