@@ -21,9 +21,9 @@ use crate::{CliError, Result};
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    /// Label map (8-bit grey or palette PNG of class ids; 255 = unknown).
+    /// Label map (8-bit grey or palette PNG of class ids; 255 = unknown), or a folder of them.
     pub label: PathBuf,
-    /// Output PNG; with --samples N > 1, OUT's stem gets _0 … _N-1.
+    /// Output PNG (a folder when LABEL is one); with --samples N > 1, each name gets _0 … _N-1.
     #[arg(long)]
     pub out: PathBuf,
     /// A training checkpoint (OUT/checkpoint.bin of `spade train`): its model, options and encoder.
@@ -41,8 +41,8 @@ pub struct SynthArgs {
     pub config: Option<String>,
     #[command(flatten)]
     pub arch: ArchArgs,
-    /// Instance map for models with instance edges (default: the label map, so edges follow
-    /// class boundaries).
+    /// Instance map (a folder of same-named maps when LABEL is a folder) for models with instance
+    /// edges (default: the label map, so edges follow class boundaries).
     #[arg(long)]
     pub instance: Option<PathBuf>,
     /// Style image: the encoder's z (VAE models).
@@ -116,6 +116,67 @@ fn style_tensor(path: &Path, h: usize, w: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(values, [1, 3, h, w], Device::Cpu)?)
 }
 
+/// One label map to synthesize from, its instance map, and where the photo goes.
+struct Job {
+    label: PathBuf,
+    instance: Option<PathBuf>,
+    out: PathBuf,
+}
+
+/// One job for a label map file; for a folder, one per PNG in it, written to the folder OUT
+/// under the same name, with the instance map of the same name from the folder --instance.
+fn jobs(args: &SynthArgs) -> Result<Vec<Job>> {
+    if !args.label.is_dir() {
+        return Ok(vec![Job {
+            label: args.label.clone(),
+            instance: args.instance.clone(),
+            out: args.out.clone(),
+        }]);
+    }
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CliError::Io { path, source }
+    };
+    let mut labels: Vec<PathBuf> = std::fs::read_dir(&args.label)
+        .map_err(io_err(&args.label))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    labels.sort();
+    if labels.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{}: no PNG label maps found",
+            args.label.display()
+        )));
+    }
+    std::fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
+    labels
+        .into_iter()
+        .map(|label| {
+            let name = label.file_name().unwrap_or_default().to_owned();
+            let instance = match &args.instance {
+                Some(dir) => {
+                    let path = dir.join(&name);
+                    if !path.is_file() {
+                        return Err(CliError::Usage(format!(
+                            "{}: no instance map {} for it",
+                            label.display(),
+                            path.display()
+                        )));
+                    }
+                    Some(path)
+                }
+                None => None,
+            };
+            Ok(Job {
+                out: args.out.join(&name),
+                label,
+                instance,
+            })
+        })
+        .collect()
+}
+
 fn output_path(out: &Path, k: u64, samples: u64) -> PathBuf {
     if samples == 1 {
         return out.to_path_buf();
@@ -138,19 +199,6 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         e.set_training(false);
     }
     let (h, w) = config.output_hw();
-    let labels = read_label_map(&args.label, config.label_nc, config.contain_dontcare_label)?;
-    let labels = resize_nearest(&labels, w, h);
-    let instances: Option<IdMap> = match (&args.instance, config.no_instance) {
-        (_, true) => None,
-        (Some(path), false) => Some(resize_nearest(&read_id_map(path)?, w, h)),
-        (None, false) => Some(labels.clone()),
-    };
-    let semantics = semantic_input(
-        &config,
-        &[labels],
-        instances.as_ref().map(std::slice::from_ref),
-    )?;
-    let semantics = Var::constant(semantics);
     let mut rng = Rng::seed(args.seed);
     let style = match &args.style {
         Some(path) => {
@@ -165,17 +213,28 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         }
         None => None,
     };
-    for k in 0..args.samples {
-        let z = match (&style, config.use_vae) {
-            (Some((mu, logvar)), _) => Some(reparameterize(mu, logvar, &mut rng)?),
-            (None, true) => Some(generator.random_z(1, &mut rng)?),
-            (None, false) => None,
+    for job in jobs(args)? {
+        let labels = read_label_map(&job.label, config.label_nc, config.contain_dontcare_label)?;
+        let labels = resize_nearest(&labels, w, h);
+        let instances: Option<IdMap> = match (&job.instance, config.no_instance) {
+            (_, true) => None,
+            (Some(path), false) => Some(resize_nearest(&read_id_map(path)?, w, h)),
+            (None, false) => Some(labels.clone()),
         };
-        let image = no_grad(|| generator.forward(&semantics, z.as_ref()))?;
-        let rgb = to_rgb(image.value())?;
-        let path = output_path(&args.out, k, args.samples);
-        write_rgb(&path, &rgb[0], w, h)?;
-        println!("wrote {}", path.display());
+        let one = instances.as_ref().map(std::slice::from_ref);
+        let semantics = Var::constant(semantic_input(&config, &[labels], one)?);
+        for k in 0..args.samples {
+            let z = match (&style, config.use_vae) {
+                (Some((mu, logvar)), _) => Some(reparameterize(mu, logvar, &mut rng)?),
+                (None, true) => Some(generator.random_z(1, &mut rng)?),
+                (None, false) => None,
+            };
+            let image = no_grad(|| generator.forward(&semantics, z.as_ref()))?;
+            let rgb = to_rgb(image.value())?;
+            let path = output_path(&job.out, k, args.samples);
+            write_rgb(&path, &rgb[0], w, h)?;
+            println!("wrote {}", path.display());
+        }
     }
     Ok(())
 }

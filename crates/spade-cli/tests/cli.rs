@@ -149,6 +149,20 @@ fn gen_data_train_synth_colorize() {
         "false",
     ]);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
+    // A folder of label maps (with same-named instance maps) gives a folder of photos.
+    let photos = dir.path().join("photos");
+    ok(&[
+        "synth",
+        s(&data.join("labels")),
+        "--weights",
+        s(&weights),
+        "--out",
+        s(&photos),
+        "--instance",
+        s(&data.join("instances")),
+    ]);
+    assert_eq!(std::fs::read_dir(&photos).unwrap().count(), 4);
+    assert_eq!(png_size(&photos.join("00003.png")), (32, 32));
     // A preset that does not match the weights names the mismatched tensors.
     let err = fails(
         &[
