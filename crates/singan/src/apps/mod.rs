@@ -94,6 +94,22 @@ fn finest_trained(model: &SinGan) -> Result<(usize, [usize; 2])> {
     Ok((n, model.shape(n)))
 }
 
+/// The size of the model's finest scale, where reference images are injected from; the
+/// injection applications need every scale trained.
+fn injection_size(model: &SinGan) -> Result<[usize; 2]> {
+    if !model.is_complete() {
+        return Err(invalid_option(
+            "model",
+            format!(
+                "{} of {} scales are trained; paint, harmonize and edit need them all",
+                model.num_trained(),
+                model.reals.len()
+            ),
+        ));
+    }
+    Ok(model.shape(model.reals.len() - 1))
+}
+
 /// Brings an image read from `path` to `target` [H, W]: unchanged at that size, resized with
 /// the reference's bicubic `imresize_to_shape` when only the scale differs, an error naming the
 /// file when the aspect ratio differs by more than [`ASPECT_TOLERANCE`].
@@ -121,7 +137,7 @@ fn fit_to(image: Tensor, target: [usize; 2], path: &Path, what: &'static str) ->
 /// the model's finest trained scale.
 pub fn load_reference(model: &SinGan, path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let (_, target) = finest_trained(model)?;
+    let target = injection_size(model)?;
     fit_to(image_io::read_image(path)?, target, path, "reference image")
 }
 
@@ -146,7 +162,7 @@ pub fn load_mask(
             note: format!(" (the size of {})", reference_path.display()),
         });
     }
-    let (_, target) = finest_trained(model)?;
+    let target = injection_size(model)?;
     fit_to(mask, target, path, "mask")
 }
 
@@ -158,6 +174,7 @@ fn generate_from(
     n: usize,
     rng: &mut tessera_tensor::Rng,
 ) -> Result<Tensor> {
+    injection_size(model)?;
     Ok(model.generate(n, injected, &crate::SampleOptions::default(), rng)?)
 }
 
@@ -216,6 +233,7 @@ pub(crate) mod test_model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_tensor::Rng;
     use test_model::{image, tiny_model_and_finest};
 
     #[test]
@@ -232,6 +250,15 @@ mod tests {
         let err = load_reference(&model, &square).unwrap_err();
         assert!(matches!(err, AppError::WrongSize { .. }), "{err}");
         assert!(err.to_string().contains("square.png"), "{err}");
+    }
+
+    #[test]
+    fn injection_needs_a_complete_model() {
+        let (mut model, n, [h, w]) = tiny_model_and_finest();
+        model.scales.pop();
+        let err = paint::paint_to_image(&model, &image(h, w), n - 1, None, &mut Rng::seed(0))
+            .unwrap_err();
+        assert!(matches!(err, AppError::InvalidOption { .. }), "{err}");
     }
 
     #[test]
