@@ -274,3 +274,48 @@ fn bad_model_files_give_errors_naming_the_file() {
         })
     ));
 }
+
+#[test]
+fn presets_follow_the_reference_and_the_demo_stays_small() {
+    let p = TrainConfig::paper();
+    assert_eq!((p.iterations, p.d_steps, p.g_steps), (2000, 3, 3));
+    assert_eq!((p.lr_g, p.lr_d, p.betas), (5e-4, 5e-4, (0.5, 0.999)));
+    assert_eq!((p.lr_milestone, p.lr_gamma), (1600, 0.1));
+    assert_eq!((p.lambda_grad, p.alpha, p.noise_amp_init), (0.1, 10.0, 0.1));
+    assert_eq!(p.pyramid, PyramidConfig::default());
+    assert_eq!(
+        (
+            p.width_for_scale(3),
+            p.width_for_scale(4),
+            p.width_for_scale(8)
+        ),
+        (32, 64, 128)
+    );
+    assert!(p.fixed_z_star && !p.noise_padding);
+    let q = TrainConfig::quick();
+    assert!((0..10).all(|n| q.width_for_scale(n) == 32));
+    // The bundled 427×640 photo: 5 scales from 26×37 to 65×96.
+    let plan = tessera_singan::Pyramid::plan(427, 640, &q.pyramid).unwrap();
+    assert_eq!(plan.shapes.first(), Some(&[26, 37]));
+    assert_eq!(plan.shapes.last(), Some(&[65, 96]));
+    assert_eq!(plan.shapes.len(), 5);
+}
+
+#[test]
+fn z_star_redrawn_each_epoch_as_the_reference_code_does() {
+    let paper = TrainConfig {
+        iterations: 3,
+        ..tiny_config()
+    };
+    let code = TrainConfig {
+        fixed_z_star: false,
+        ..paper.clone()
+    };
+    let fixed = train(&tiny_image(), &paper, None, &mut quiet).unwrap();
+    let redrawn = train(&tiny_image(), &code, None, &mut quiet).unwrap();
+    // Same seed: the paper's z* is the first draw, the code's the last of three more.
+    assert!(!same(&fixed.z_star, &redrawn.z_star));
+    let z = redrawn.z_star.to_vec().unwrap();
+    assert!(z.iter().any(|v| *v != 0.0));
+    assert_eq!(redrawn.reconstruct().unwrap().dims(), &[1, 3, 24, 29]);
+}
