@@ -11,7 +11,8 @@ use tessera_nn::checkpoint::safetensors::{from_bytes, load_module};
 use tessera_nn::Module;
 use tessera_spade::data::{read_id_map, read_label_map, read_rgb, resize_nearest};
 use tessera_spade::{
-    reparameterize, semantic_input, ConvEncoder, IdMap, ModelConfig, SpadeGenerator, Trainer,
+    load_generator, reparameterize, semantic_input, ConvEncoder, IdMap, ModelConfig,
+    SpadeGenerator, Trainer,
 };
 use tessera_tensor::{Device, Rng, Tensor};
 
@@ -88,12 +89,10 @@ fn load_networks(args: &SynthArgs) -> Result<(ModelConfig, SpadeGenerator, Optio
         .as_ref()
         .ok_or_else(|| CliError::Usage("give --checkpoint or --weights".into()))?;
     let config = weights_config(args, path)?;
-    let mut rng = Rng::seed(0);
-    let generator = SpadeGenerator::new(&config, &mut rng)?;
-    load_module(path, &generator)?;
+    let generator = load_generator(path, &config)?;
     let encoder = match &args.encoder {
         Some(e) => {
-            let encoder = ConvEncoder::new(&config, &mut rng)?;
+            let encoder = ConvEncoder::new(&config, &mut Rng::seed(0))?;
             load_module(e, &encoder)?;
             Some(encoder)
         }
