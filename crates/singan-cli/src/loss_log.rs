@@ -1,11 +1,10 @@
 //! The training losses: a CSV log (read back on --resume) and an SVG plot, both rewritten
 //! atomically after every scale.
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
-use crate::error::{CliError, Result};
-use tessera_singan::Losses;
+use crate::error::Result;
+use tessera_singan::{image_io, Losses};
 
 /// The losses of one iteration of one scale.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -17,21 +16,8 @@ pub struct LossRecord {
 
 const CSV_HEADER: &str = "scale,iteration,d,g,rec,gp";
 
-/// Writes `text` to `path` through a synced temporary file in the same folder.
-pub fn write_text_atomically(path: &Path, text: &str) -> Result<()> {
-    let io = |source| CliError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(folder).map_err(io)?;
-    temp.write_all(text.as_bytes()).map_err(io)?;
-    temp.as_file().sync_all().map_err(io)?;
-    temp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+fn write_text_atomically(path: &Path, text: &str) -> Result<()> {
+    Ok(image_io::write_file_atomically(path, text.as_bytes())?)
 }
 
 pub fn write_csv(path: &Path, records: &[LossRecord]) -> Result<()> {

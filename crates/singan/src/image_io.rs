@@ -15,7 +15,7 @@
 //! [`MAX_PIXELS`], so a forged header cannot make us allocate gigabytes. Writes are atomic: the
 //! bytes go to a temporary file in the destination's folder, are synced, then renamed over it.
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use image::codecs::gif::{GifEncoder, Repeat};
@@ -247,47 +247,43 @@ pub fn to_rgb8(tensor: &Tensor, path: &Path) -> Result<RgbImage> {
 pub fn write_png(tensor: &Tensor, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let image = to_rgb8(tensor, path)?;
-    write_atomically(path, |out| {
-        image
-            .write_to(out, ImageFormat::Png)
-            .map_err(|source| ImageIoError::Encode {
-                path: path.to_path_buf(),
-                source,
-            })
-    })
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, ImageFormat::Png)
+        .map_err(|source| ImageIoError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    write_file_atomically(path, bytes.get_ref())
 }
 
 /// Writes frames (each `[1, 3, H, W]` in [-1, 1], all the same size) as a looping GIF at `fps`
 /// frames per second, atomically.
 pub fn write_gif(frames: &[Tensor], fps: u32, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let fps = fps.max(1);
-    let mut rgba_frames = Vec::with_capacity(frames.len());
-    for frame in frames {
-        let rgb = to_rgb8(frame, path)?;
-        rgba_frames.push(DynamicImage::ImageRgb8(rgb).to_rgba8());
-    }
-    write_atomically(path, |out| {
-        let encode = |source| ImageIoError::Encode {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut encoder = GifEncoder::new_with_speed(out, 10);
+    let encode = |source| ImageIoError::Encode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let delay = image::Delay::from_numer_denom_ms(1000, fps.max(1));
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
         encoder.set_repeat(Repeat::Infinite).map_err(encode)?;
-        let delay = image::Delay::from_numer_denom_ms(1000, fps);
-        for rgba in rgba_frames {
+        for frame in frames {
+            let rgba = DynamicImage::ImageRgb8(to_rgb8(frame, path)?).to_rgba8();
             encoder
                 .encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))
                 .map_err(encode)?;
         }
-        Ok(())
-    })
+    }
+    write_file_atomically(path, &bytes)
 }
 
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<&mut File>) -> Result<()>,
-) -> Result<()> {
+/// Writes `bytes` to `path` so that `path` is either the old file or the whole new one: a
+/// temporary file in the same folder is written, synced, given the usual `rw-r--r--` mode (the
+/// temporary file starts private), then renamed over `path`.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let io_error = |source| ImageIoError::Write {
         path: path.to_path_buf(),
         source,
@@ -297,10 +293,13 @@ fn write_atomically(
         _ => Path::new("."),
     };
     let mut temp = tempfile::NamedTempFile::new_in(folder).map_err(io_error)?;
+    temp.write_all(bytes).map_err(io_error)?;
+    #[cfg(unix)]
     {
-        let mut out = BufWriter::new(temp.as_file_mut());
-        write(&mut out)?;
-        out.flush().map_err(io_error)?;
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io_error)?;
     }
     temp.as_file().sync_all().map_err(io_error)?;
     temp.persist(path).map_err(|e| io_error(e.error))?;
@@ -456,6 +455,12 @@ mod tests {
         assert_eq!(back, image);
         // Nothing but the output is left in the folder: the temporary file was renamed.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
     }
 
     #[test]
