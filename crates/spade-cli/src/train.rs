@@ -5,8 +5,9 @@
 //! `latest_net_{G,D,E}.safetensors` (each network's state dict under PyTorch names, with the
 //! model options as metadata), `losses.csv` and `losses.svg`, `samples/step_NNNNNNN.png`
 //! (label | synthesis | real), `opt.txt`. Every file is written atomically. Ctrl-C or SIGTERM
-//! finishes the current step, writes a checkpoint and exits; a kill loses at most the steps
-//! since the last checkpoint, and `--resume` continues from it with the same data order.
+//! finishes the current step, writes a checkpoint and exits (a second one exits at once); a kill
+//! loses at most the steps since the last checkpoint, and `--resume` continues from it with the
+//! same data order.
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -380,7 +381,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let total = (epochs * steps_per_epoch).min(args.max_steps.unwrap_or(u64::MAX));
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+    // The first signal asks for a checkpoint at the end of the step; a second one quits at once
+    // (every file is written atomically, so the last checkpoint stays whole).
+    let on_signal = move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    };
+    if let Err(e) = ctrlc::set_handler(on_signal) {
         eprintln!(
             "warning: cannot catch Ctrl-C ({e}); checkpoints still come every --save-every steps"
         );
