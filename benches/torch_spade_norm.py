@@ -24,7 +24,7 @@ def spade_norm():
 
             with torch.no_grad():
                 name = "cpu_composite" if dev == "cpu" else "gpu_composite"
-                report(f"spade_norm/{name}/{ident}", timeit(run))
+                report(f"spade_norm/{name}_{ident}", timeit(run))
 
 
 if __name__ == "__main__":

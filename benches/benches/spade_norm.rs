@@ -6,7 +6,7 @@
 //! - `gpu_composite`: the same ops on `Device::Cuda(0)`;
 //! - `gpu_fused`: `tessera_cuda::norm::normalize` (one statistics pass, one fused pass).
 //!
-//! To compare your own kernel, add a `group.bench_function("my_kernel/…", …)` next to
+//! To compare your own kernel, add a `group.bench_function("my_kernel_…", …)` next to
 //! `gpu_fused` (the device buffers are at hand through `CudaStorage::buffer`) and synchronize the
 //! GPU inside the timed closure, as the GPU cases here do. `benches/torch_spade_norm.py` times
 //! PyTorch's eager composite (`batch_norm` then `* (1 + gamma) + beta`) with the same ids.
@@ -42,7 +42,7 @@ fn spade_norm(cr: &mut Criterion) {
         let id = format!("n{n}_c{c}_{s}x{s}");
         let mut t = || Tensor::randn([n, c, s, s], 0.0, 1.0, &mut rng, Device::Cpu).unwrap();
         let (x, gamma, beta) = (t(), t(), t());
-        group.bench_function(format!("cpu_composite/{id}"), |b| {
+        group.bench_function(format!("cpu_composite_{id}"), |b| {
             b.iter(|| composite(&x, &gamma, &beta))
         });
         #[cfg(feature = "cuda")]
@@ -67,7 +67,7 @@ fn gpu_cases(
     let dev = Device::Cuda(0);
     let [x, gamma, beta] = host.map(|t| t.to_device(dev).unwrap());
     let gpu = tessera_cuda::gpu(0).unwrap();
-    group.bench_function(format!("gpu_composite/{id}"), |b| {
+    group.bench_function(format!("gpu_composite_{id}"), |b| {
         b.iter(|| {
             let y = composite(&x, &gamma, &beta);
             gpu.synchronize().unwrap();
@@ -85,7 +85,7 @@ fn gpu_cases(
         hw: s * s,
         instance: false,
     };
-    group.bench_function(format!("gpu_fused/{id}"), |b| {
+    group.bench_function(format!("gpu_fused_{id}"), |b| {
         b.iter(|| {
             let m = Modulation::Spatial {
                 gamma: &gb,

@@ -67,6 +67,14 @@ impl CudaStorage {
     }
 }
 
+/// `Tensor` validates geometry before calling a backend, so this only guards that contract.
+fn geometry_err(op: &'static str) -> Error {
+    Error::Cuda {
+        op,
+        why: "invalid geometry reached the backend".into(),
+    }
+}
+
 fn cmp_code(c: CmpOp) -> i32 {
     match c {
         CmpOp::Eq => codes::EQ,
@@ -292,7 +300,7 @@ impl BackendStorage for CudaStorage {
     ) -> Result<Self> {
         let out_hw = p
             .output_hw([shape[2], shape[3]], [wshape[2], wshape[3]])
-            .expect("conv geometry checked by Tensor");
+            .ok_or_else(|| geometry_err("conv2d"))?;
         self.wrap(
             ops::conv2d(
                 &self.gpu,
@@ -344,7 +352,7 @@ impl BackendStorage for CudaStorage {
     fn avg_pool2d(&self, [n, c, h, w]: [usize; 4], p: Pool2dParams) -> Result<Self> {
         let out_hw = p
             .output_hw([h, w])
-            .expect("pool geometry checked by Tensor");
+            .ok_or_else(|| geometry_err("avg_pool2d"))?;
         let geo = Planes {
             planes: n * c,
             in_hw: [h, w],
@@ -392,7 +400,7 @@ impl BackendStorage for CudaStorage {
     fn max_pool2d(&self, [n, c, h, w]: [usize; 4], p: MaxPool2dParams) -> Result<(Self, Self)> {
         let out_hw = p
             .output_hw([h, w])
-            .expect("pool geometry checked by Tensor");
+            .ok_or_else(|| geometry_err("max_pool2d"))?;
         let geo = Planes {
             planes: n * c,
             in_hw: [h, w],
