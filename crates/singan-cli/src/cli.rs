@@ -168,6 +168,13 @@ pub struct PaintArgs {
     /// Number of colours for --quantize.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub colors: u32,
+    /// With --quantize: first re-train the start scale on quantized inputs, as the reference's
+    /// paint2image does (takes as long as training that scale; the model files are unchanged).
+    #[arg(long, requires = "quantize")]
+    pub retrain: bool,
+    /// Iterations of --retrain [default: the model's iterations per scale].
+    #[arg(long, requires = "retrain", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub retrain_iters: Option<u32>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output PNG [default: <model>/paint_<painting name>.png].

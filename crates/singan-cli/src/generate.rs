@@ -2,6 +2,7 @@
 //! animate.
 use std::path::{Path, PathBuf};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use tessera_singan::apps::{self, AnimationOptions, MaskedEditKind};
 use tessera_singan::image_io::{write_gif, write_png};
 use tessera_singan::{store, SampleOptions, SinGan};
@@ -118,8 +119,9 @@ pub fn super_resolution(args: &SrArgs) -> Result<()> {
 }
 
 pub fn paint(args: &PaintArgs) -> Result<()> {
-    let model = load_model(&args.model.model)?;
-    check_scale(&model, "--start-scale", args.start_scale, 1)?;
+    let mut model = load_model(&args.model.model)?;
+    let n = args.start_scale;
+    check_scale(&model, "--start-scale", n, 1)?;
     let painting = apps::load_reference(&model, &args.paint)?;
     let out = args.out.clone().unwrap_or_else(|| {
         args.model
@@ -127,14 +129,36 @@ pub fn paint(args: &PaintArgs) -> Result<()> {
             .join(format!("paint_{}.png", stem(&args.paint)))
     });
     create_parent(&out)?;
-    let quantize = args.quantize.then_some(args.colors as usize);
-    let image = apps::paint_to_image(
-        &model,
-        &painting,
-        args.start_scale,
-        quantize,
-        &mut Rng::seed(args.seed),
-    )?;
+    let mut rng = Rng::seed(args.seed);
+    let centers = if args.quantize {
+        Some(apps::kmeans_colors(
+            &model.reals[n],
+            args.colors as usize,
+            &mut rng,
+        )?)
+    } else {
+        None
+    };
+    if let (true, Some(centers)) = (args.retrain, &centers) {
+        let iterations = args
+            .retrain_iters
+            .map_or(model.config.iterations, |i| i as usize);
+        let bar = ProgressBar::new(iterations as u64).with_style(
+            ProgressStyle::with_template(
+                "re-training scale {prefix} [{bar:28}] {pos}/{len} (ETA {eta_precise}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(n.to_string());
+        apps::retrain_for_paint(&mut model, n, centers, iterations, &mut rng, &mut |i, l| {
+            bar.set_position(i as u64);
+            bar.set_message(format!("D {:+.3} G {:+.3} rec {:.4}", l.d, l.g, l.rec));
+        })?;
+        bar.finish_and_clear();
+        println!("re-trained scale {n} for {iterations} iterations on quantized inputs");
+    }
+    let image = apps::paint_to_image(&model, &painting, n, centers.as_deref(), &mut rng)?;
     write_png(&image, &out)?;
     written(&out);
     Ok(())

@@ -31,8 +31,24 @@ fn write_test_image(path: &Path, h: usize, w: usize) {
     image_io::write_png(&t, path).unwrap();
 }
 
+/// A black mask with a white rectangle in the middle.
+fn write_mask(path: &Path, h: usize, w: usize) {
+    let values: Vec<f32> = (0..3 * h * w)
+        .map(|i| {
+            let (y, x) = ((i / w) % h, i % w);
+            if (h / 3..2 * h / 3).contains(&y) && (w / 3..2 * w / 3).contains(&x) {
+                1.0
+            } else {
+                -1.0
+            }
+        })
+        .collect();
+    let t = Tensor::from_vec(values, [1, 3, h, w], Device::Cpu).unwrap();
+    image_io::write_png(&t, path).unwrap();
+}
+
 #[test]
-fn trains_two_scales_then_samples() {
+fn trains_two_scales_then_samples_and_runs_every_application() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     write_test_image(&cwd.join("tiny.png"), 28, 40);
@@ -127,6 +143,49 @@ fn trains_two_scales_then_samples() {
         let png = cwd.join(format!("wide/sample_{i:02}.png"));
         assert_eq!(image_io::image_size(&png).unwrap(), (23, 48));
     }
+    // Every application runs on the trained model and writes its output.
+    write_mask(&cwd.join("tiny_mask.png"), 28, 40);
+    for (line, outputs) in [
+        ("reconstruct --model run --out rec.png", &["rec.png"][..]),
+        ("sr --model run --factor 2 --out sr.png", &["sr.png"]),
+        (
+            "paint --model run --paint tiny.png --start-scale 1 --quantize --colors 3 --retrain \
+             --retrain-iters 2 --out painted.png",
+            &["painted.png"],
+        ),
+        (
+            "harmonize --model run --image tiny.png --start-scale 1 --out harmonized.png",
+            &["harmonized.png"],
+        ),
+        (
+            "edit --model run --image tiny.png --start-scale 1 --out edited.png",
+            &["edited.png", "edited_unmasked.png"],
+        ),
+        (
+            "animate --model run --frames 3 --start-scale 0 --out walk.gif",
+            &["walk.gif"],
+        ),
+    ] {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let out = singan(&args, cwd);
+        assert!(out.status.success(), "{line}: {}", stderr(&out));
+        for file in outputs {
+            assert!(cwd.join(file).is_file(), "{line}: {file} missing");
+        }
+    }
+    assert_eq!(image_io::image_size(cwd.join("sr.png")).unwrap(), (46, 64));
+    assert_eq!(
+        image_io::image_size(cwd.join("harmonized.png")).unwrap(),
+        (23, 32)
+    );
+    let args = "paint --model run --paint tiny.png --start-scale 1 --retrain";
+    let retrain_alone = singan(&args.split_whitespace().collect::<Vec<_>>(), cwd);
+    assert_eq!(
+        retrain_alone.status.code(),
+        Some(2),
+        "--retrain needs --quantize"
+    );
+
     let beyond = singan(&["sample", "--model", "run", "--gen-start-scale", "5"], cwd);
     assert!(!beyond.status.success());
     assert!(

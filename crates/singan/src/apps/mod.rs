@@ -11,8 +11,9 @@
 //!   resized to it, as the reference does, but only when its aspect ratio agrees within 2 %; a
 //!   different aspect ratio is an error (the reference would silently distort it).
 //! * Paint-to-image with quantization quantizes the paint to the training image's colours
-//!   (k-means, k = 5) but does not re-train the injection scale on quantized inputs as the
-//!   reference's `train_paint` does.
+//!   (k-means, k = 5; scikit-learn's KMeans in the reference, k-means++ with a few restarts
+//!   here); re-training the injection scale on quantized inputs, as the reference's
+//!   `train_paint` always does in that mode, is a separate step ([`retrain_for_paint`]).
 use std::path::{Path, PathBuf};
 
 use crate::image_io::{self, ImageIoError};
@@ -23,6 +24,7 @@ use tessera_tensor::Tensor;
 pub mod animation;
 pub mod harmonization;
 pub mod paint;
+pub mod paint_retrain;
 pub mod super_resolution;
 
 pub use animation::{animate, AnimationOptions, MomentumWalk};
@@ -30,6 +32,7 @@ pub use harmonization::{
     dilate_and_blur_mask, harmonize, mask_from_image, MaskedEdit, MaskedEditKind,
 };
 pub use paint::{kmeans_colors, paint_to_image, quantize_to_centers};
+pub use paint_retrain::retrain_for_paint;
 pub use super_resolution::{super_resolve, SrPlan};
 
 /// Largest relative difference of aspect ratio at which a reference image is resized to the
@@ -65,6 +68,12 @@ pub enum AppError {
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
+
+impl From<tessera_nn::Error> for AppError {
+    fn from(e: tessera_nn::Error) -> Self {
+        AppError::Model(e.into())
+    }
+}
 
 impl From<tessera_tensor::Error> for AppError {
     fn from(e: tessera_tensor::Error) -> Self {
@@ -110,6 +119,18 @@ fn injection_size(model: &SinGan) -> Result<[usize; 2]> {
     Ok(model.shape(model.reals.len() - 1))
 }
 
+/// Whether an image of size `got` has the aspect ratio of `target`: within
+/// [`ASPECT_TOLERANCE`], or within the rounding of a resize (scaled by the mean of the two axes'
+/// ratios, each side lands within a pixel of the target's; the pyramid's ceil sizes make small
+/// images differ by more than 2 %).
+fn same_aspect(got: [usize; 2], target: [usize; 2]) -> bool {
+    let aspect = |[h, w]: [usize; 2]| w as f64 / h as f64;
+    let ratios = [0, 1].map(|a| target[a] as f64 / got[a] as f64);
+    let scale = (ratios[0] + ratios[1]) / 2.0;
+    let rounding = (0..2).all(|a| (got[a] as f64 * scale - target[a] as f64).abs() <= 1.0);
+    rounding || (aspect(got) / aspect(target) - 1.0).abs() <= ASPECT_TOLERANCE
+}
+
 /// Brings an image read from `path` to `target` [H, W]: unchanged at that size, resized with
 /// the reference's bicubic `imresize_to_shape` when only the scale differs, an error naming the
 /// file when the aspect ratio differs by more than [`ASPECT_TOLERANCE`].
@@ -118,8 +139,7 @@ fn fit_to(image: Tensor, target: [usize; 2], path: &Path, what: &'static str) ->
     if got == target {
         return Ok(image);
     }
-    let aspect = |[h, w]: [usize; 2]| w as f64 / h as f64;
-    if (aspect(got) / aspect(target) - 1.0).abs() > ASPECT_TOLERANCE {
+    if !same_aspect(got, target) {
         return Err(AppError::WrongSize {
             path: path.to_path_buf(),
             what,
@@ -253,11 +273,19 @@ mod tests {
     }
 
     #[test]
+    fn aspect_ratios_allow_the_pyramids_rounding() {
+        // 28×40 shrinks to the finest scale 23×32 (ceil), 2.7 % off in aspect.
+        assert!(same_aspect([28, 40], [23, 32]));
+        assert!(same_aspect([400, 600], [167, 250]));
+        assert!(!same_aspect([30, 30], [23, 32]));
+        assert!(!same_aspect([400, 560], [167, 250]));
+    }
+
+    #[test]
     fn injection_needs_a_complete_model() {
         let (mut model, n, [h, w]) = tiny_model_and_finest();
         model.scales.pop();
-        let err = paint::paint_to_image(&model, &image(h, w), n - 1, None, &mut Rng::seed(0))
-            .unwrap_err();
+        let err = paint_to_image(&model, &image(h, w), n - 1, None, &mut Rng::seed(0)).unwrap_err();
         assert!(matches!(err, AppError::InvalidOption { .. }), "{err}");
     }
 

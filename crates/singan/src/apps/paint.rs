@@ -6,8 +6,8 @@
 //! [`SinGan::injection_input`] builds it. With quantization, as the reference's
 //! `--quantization_flag`: the colours of the training image at scale n are clustered with
 //! k-means (k = 5), every pixel of the painting is replaced by its nearest centre, and the
-//! quantized painting is shrunk straight to scale n. (The reference then re-trains scale n on
-//! quantized inputs, `train_paint`; tessera does not, see the module docs of [`crate::apps`].)
+//! quantized painting is shrunk straight to scale n. The reference then re-trains scale n on
+//! quantized inputs (`train_paint`): [`retrain_for_paint`](super::retrain_for_paint).
 use super::{generate_from, invalid_option, Result};
 use crate::model::{crop, SinGan};
 use crate::resize::imresize;
@@ -19,17 +19,19 @@ const KMEANS_RESTARTS: usize = 4;
 const KMEANS_MAX_ITERATIONS: usize = 100;
 
 /// Paints `paint` ([1, 3, H_N, W_N] in [−1, 1], the finest scale's size) into an image, injecting
-/// it at scale `n`; `quantize` = Some(k) first quantizes it to k colours of the training image.
+/// it at scale `n`. With `centers` (from [`kmeans_colors`] on `model.reals[n]`, as the
+/// reference quantizes), the painting is first quantized to those colours and shrunk straight
+/// to scale n; without, it enters blurred ([`SinGan::injection_input`]).
 pub fn paint_to_image(
     model: &SinGan,
     paint: &Tensor,
     n: usize,
-    quantize: Option<usize>,
+    centers: Option<&[[f32; 3]]>,
     rng: &mut Rng,
 ) -> Result<Tensor> {
-    let injected = match quantize {
+    let injected = match centers {
         None => model.injection_input(paint, n)?,
-        Some(k) => {
+        Some(centers) => {
             let last = model.reals.len() - 1;
             if n == 0 || n > last {
                 return Err(invalid_option(
@@ -37,8 +39,7 @@ pub fn paint_to_image(
                     format!("must be in 1..={last}, got {n}"),
                 ));
             }
-            let centers = kmeans_colors(&model.reals[n], k, rng)?;
-            let quantized = quantize_to_centers(paint, &centers)?;
+            let quantized = quantize_to_centers(paint, centers)?;
             let shrunk = imresize(&quantized, model.pyramid.relative_scale(n))?;
             crop(&shrunk, model.shape(n))?
         }
@@ -243,12 +244,13 @@ mod tests {
     fn painting_runs_with_and_without_quantization() {
         let (model, n, [h, w]) = tiny_model_and_finest();
         let paint = image(h, w);
-        for quantize in [None, Some(3)] {
+        let centers = kmeans_colors(&model.reals[1], 3, &mut Rng::seed(1)).unwrap();
+        for quantize in [None, Some(&centers[..])] {
             let out = paint_to_image(&model, &paint, 1, quantize, &mut Rng::seed(2)).unwrap();
             assert_eq!(out.dims(), &[1, 3, h, w]);
             assert!(out.to_vec().unwrap().iter().all(|v| v.is_finite()));
         }
         assert!(paint_to_image(&model, &paint, 0, None, &mut Rng::seed(2)).is_err());
-        assert!(paint_to_image(&model, &paint, n + 1, Some(3), &mut Rng::seed(2)).is_err());
+        assert!(paint_to_image(&model, &paint, n + 1, Some(&centers), &mut Rng::seed(2)).is_err());
     }
 }
