@@ -14,7 +14,7 @@
 //!   generation from any scale with an injected image ([`SinGan::generate`]), the primitive of
 //!   the applications.
 //!
-//! * [`train`]: the training loop ([`train()`], [`resume`]) with a progress callback, and its
+//! * [`train`](mod@train): the training loop ([`train()`], [`resume`]) with a progress callback, and its
 //!   one-epoch core [`ScaleTrainer`]; [`TrainConfig`] has the reference's settings
 //!   ([`TrainConfig::paper`]) and a CPU demo ([`TrainConfig::quick`]); the module docs say how
 //!   the two reference quirks (stale fake in the generator steps, z* redrawn at scale 0) are
