@@ -431,6 +431,20 @@ fn invalid_values_give_clear_errors() {
         err.contains("40×40") && err.contains("32×32") && err.contains("multiple of 32"),
         "{err}"
     );
+    let vgg = dir.path().join("no-vgg.safetensors");
+    let err = fails(
+        &[
+            "train",
+            "--dataroot",
+            s(&data),
+            "--out",
+            s(&run),
+            "--vgg-weights",
+            s(&vgg),
+        ],
+        1,
+    );
+    assert!(err.contains("no-vgg.safetensors"), "{err}");
     let err = fails(&["train", "--dataroot", p, "--out", p, "--ngf", "0"], 1);
     assert!(err.contains("ngf"), "{err}");
     let err = fails(
