@@ -14,8 +14,9 @@
 //! rock and foliage from value noise, shading from a pseudo-normal against a random sun
 //! direction), then a horizontal lighting gradient, a colour tint and per-pixel noise.
 //!
-//! Scene `i` of seed `s` depends only on `(s, i)` and the size: the same seed gives the same bytes,
-//! and the first `k` scenes do not depend on how many are written.
+//! Scene `i` of seed `s` depends only on `(s, i)` and the size: the same seed gives the same bytes
+//! (on one platform: a few pixels go through the system's `sin`/`atan2`, whose last bit may differ
+//! between C libraries), and the first `k` scenes do not depend on how many are written.
 use std::path::Path;
 
 use image::ExtendedColorType;
