@@ -20,8 +20,12 @@ use rand_chacha::ChaCha8Rng;
 use tessera_gan::{Vgg19, VggPerceptualLoss};
 use tessera_nn::checkpoint::safetensors::save_state_dict;
 use tessera_nn::{Module, ModuleExt};
-use tessera_spade::data::{write_atomic, Dataset, DatasetOptions, Layout, Phase, Preprocess};
-use tessera_spade::{semantic_input, Batch, ModelConfig, TrainConfig, Trainer};
+use tessera_spade::data::{
+    write_atomic, Dataset, DatasetOptions, Layout, Phase, Preprocess, SampleBatch,
+};
+use tessera_spade::{
+    semantic_input, Batch, DiscriminatorStep, GeneratorStep, ModelConfig, TrainConfig, Trainer,
+};
 use tessera_tensor::{Device, Tensor};
 
 use crate::arch::ArchArgs;
@@ -234,6 +238,40 @@ const LOSS_NAMES: [&str; 8] = [
     "G_total", "G_GAN", "G_feat", "G_VGG", "G_KLD", "D_total", "D_fake", "D_real",
 ];
 
+impl LossRow {
+    fn new(step: u64, g: &GeneratorStep, d: &DiscriminatorStep) -> LossRow {
+        let optional = |v: Option<f32>| v.map_or(f64::NAN, f64::from);
+        LossRow {
+            step,
+            values: vec![
+                f64::from(g.total),
+                f64::from(g.gan),
+                optional(g.feat),
+                optional(g.vgg),
+                optional(g.kld),
+                f64::from(d.total),
+                f64::from(d.fake),
+                f64::from(d.real),
+            ],
+        }
+    }
+}
+
+/// The sample grid: per image of the batch (four at most), its label map in palette colours,
+/// the generator's output and the real photo.
+fn write_samples(path: &Path, samples: &SampleBatch, fakes: &Tensor) -> Result<()> {
+    let fakes = to_rgb(fakes)?;
+    let reals = to_rgb(&samples.images)?;
+    let rows: Vec<Vec<Vec<u8>>> = (0..fakes.len().min(4))
+        .map(|i| {
+            let label = colour_labels(&samples.labels[i]);
+            vec![label, fakes[i].clone(), reals[i].clone()]
+        })
+        .collect();
+    let d = samples.images.dims();
+    write_grid(path, &rows, d[3], d[2])
+}
+
 fn read_losses(path: &Path, up_to: u64) -> Vec<LossRow> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
@@ -349,6 +387,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             dataset.len()
         )));
     }
+    let checkpoint = args.out.join("checkpoint.bin");
+    if checkpoint.exists() && !args.resume {
+        return Err(CliError::Usage(format!(
+            "{} already holds a training run; pass --resume to continue it or choose another --out",
+            args.out.display()
+        )));
+    }
     std::fs::create_dir_all(args.out.join("samples")).map_err(|source| CliError::Io {
         path: args.out.clone(),
         source,
@@ -357,7 +402,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(path) => Some(VggPerceptualLoss::new(Vgg19::from_safetensors(path)?)),
         None => None,
     };
-    let checkpoint = args.out.join("checkpoint.bin");
     let (mut trainer, mut losses) = if args.resume && checkpoint.exists() {
         let mut t = Trainer::load_matching(&checkpoint, &model, vgg)?;
         t.train.niter = args.niter.unwrap_or(t.train.niter);
@@ -366,12 +410,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         eprintln!("resuming {} at step {}", checkpoint.display(), t.step);
         (t, rows)
     } else {
-        if checkpoint.exists() {
-            return Err(CliError::Usage(format!(
-                "{} already holds a training run; pass --resume to continue it or choose another --out",
-                args.out.display()
-            )));
-        }
         if args.resume {
             eprintln!("no checkpoint in {}: starting afresh", args.out.display());
         }
@@ -399,17 +437,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let log_lines = !std::io::stderr().is_terminal();
     bar.set_position(trainer.step.min(total));
     let seed = trainer.train.seed;
-    let mut order: Option<(u64, Vec<Vec<usize>>)> = None;
+    // (epoch, its batches): the order is drawn from the seed and the epoch alone, so a resumed
+    // run sees the batches an uninterrupted one would.
+    let mut order: (u64, Vec<Vec<usize>>) = (u64::MAX, Vec::new());
     while trainer.step < total {
         let step = trainer.step;
         let epoch = step / steps_per_epoch;
-        if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+        if order.0 != epoch {
             trainer.set_epoch(epoch as usize);
             let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, 1, epoch));
-            order = Some((epoch, dataset.epoch(batch_size, &mut rng)));
+            order = (epoch, dataset.epoch(batch_size, &mut rng));
         }
-        let indices =
-            &order.as_ref().map_or(&[][..], |(_, o)| &o[..])[(step % steps_per_epoch) as usize];
+        let indices = &order.1[(step % steps_per_epoch) as usize];
         let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, 2, step));
         let samples = dataset.batch(indices, &mut rng, Device::Cpu)?;
         check_sizes(&trainer.model, &samples.images, &data_options)?;
@@ -424,20 +463,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         };
         let g = trainer.generator_step(&batch)?;
         let d = trainer.discriminator_step(&batch)?;
-        let opt = |v: Option<f32>| v.map_or(f64::NAN, f64::from);
-        losses.push(LossRow {
-            step: trainer.step,
-            values: vec![
-                f64::from(g.total),
-                f64::from(g.gan),
-                opt(g.feat),
-                opt(g.vgg),
-                opt(g.kld),
-                f64::from(d.total),
-                f64::from(d.fake),
-                f64::from(d.real),
-            ],
-        });
+        losses.push(LossRow::new(trainer.step, &g, &d));
         let status = format!(
             "epoch {} | G {:.3} (GAN {:.3}) | D {:.3}",
             epoch + 1,
@@ -447,22 +473,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
         bar.set_position(trainer.step);
         if args.sample_every > 0 && trainer.step % args.sample_every == 0 {
-            let fakes = to_rgb(&g.fake)?;
-            let reals = to_rgb(&samples.images)?;
-            let rows: Vec<Vec<Vec<u8>>> = (0..fakes.len().min(4))
-                .map(|i| {
-                    vec![
-                        colour_labels(&samples.labels[i]),
-                        fakes[i].clone(),
-                        reals[i].clone(),
-                    ]
-                })
-                .collect();
-            let [_, _, h, w] = samples.images.dims().try_into().unwrap_or([0; 4]);
             let path = args
                 .out
                 .join(format!("samples/step_{:07}.png", trainer.step));
-            write_grid(&path, &rows, w, h)?;
+            write_samples(&path, &samples, &g.fake)?;
         }
         let stop = interrupted.load(Ordering::SeqCst);
         if stop || trainer.step % args.save_every == 0 || trainer.step == total {
