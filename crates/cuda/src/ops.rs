@@ -854,40 +854,20 @@ pub fn pad2d(
     };
     let (np, [h, w, _, _]) = geo.sizes("pad2d")?;
     let [l, r, t, b] = pads.map(|v| v as i32);
-    let cfg = grid_1d(geo.out_len());
-    if adjoint {
-        let mut out = gpu.zeros(geo.in_len())?;
-        if geo.out_len() > 0 {
-            // SAFETY: reads the padded planes x[0..planes·hp·wp) and adds into out's planes·h·w
-            // elements at source positions inside each h×w plane.
-            unsafe {
-                launch!(
-                    gpu,
-                    kernels::PAD2D_ADJOINT,
-                    cfg,
-                    &mut out,
-                    x,
-                    &np,
-                    &h,
-                    &w,
-                    &l,
-                    &r,
-                    &t,
-                    &b,
-                    &mode
-                )
-            }?;
-        }
-        return Ok(out);
-    }
-    let mut out = gpu.alloc(geo.out_len())?;
+    let (mut out, kernel) = if adjoint {
+        (gpu.zeros(geo.in_len())?, kernels::PAD2D_ADJOINT)
+    } else {
+        (gpu.alloc(geo.out_len())?, kernels::PAD2D)
+    };
     if geo.out_len() > 0 {
-        // SAFETY: writes every one of out's planes·hp·wp elements, reading x inside its planes.
+        // SAFETY: one thread per padded element (planes·hp·wp). Forward: writes each of out's
+        // elements, reading x inside its own h×w plane. Adjoint: reads the padded x and adds into
+        // the zeroed out at source positions inside each h×w plane.
         unsafe {
             launch!(
                 gpu,
-                kernels::PAD2D,
-                cfg,
+                kernel,
+                grid_1d(geo.out_len()),
                 &mut out,
                 x,
                 &np,

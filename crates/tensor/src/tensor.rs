@@ -190,13 +190,16 @@ impl Tensor {
 
     fn same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
         if self.device() != other.device() {
-            return Err(Error::DeviceMismatch {
-                op,
-                lhs: self.device(),
-                rhs: other.device(),
-            });
+            return Err(self.device_mismatch(op, other));
         }
         Ok(())
+    }
+    fn device_mismatch(&self, op: &'static str, other: &Tensor) -> Error {
+        Error::DeviceMismatch {
+            op,
+            lhs: self.device(),
+            rhs: other.device(),
+        }
     }
 
     // ---- elementwise ----
@@ -620,25 +623,25 @@ impl Tensor {
         }
         let s = match &*first.storage {
             Storage::Cpu(_) => {
-                let cpu: Vec<_> = parts
+                let cpu = parts
                     .iter()
-                    .filter_map(|p| match &*p.storage {
-                        Storage::Cpu(s) => Some((s, &p.shape)),
+                    .map(|p| match &*p.storage {
+                        Storage::Cpu(s) => Ok((s, &p.shape)),
                         #[cfg(feature = "cuda")]
-                        Storage::Cuda(_) => None,
+                        Storage::Cuda(_) => Err(first.device_mismatch(op, p)),
                     })
-                    .collect();
+                    .collect::<Result<Vec<_>>>()?;
                 Storage::Cpu(crate::cpu::CpuStorage::concat(&cpu, axis)?)
             }
             #[cfg(feature = "cuda")]
             Storage::Cuda(_) => {
-                let gpu: Vec<_> = parts
+                let gpu = parts
                     .iter()
-                    .filter_map(|p| match &*p.storage {
-                        Storage::Cuda(s) => Some((s, &p.shape)),
-                        Storage::Cpu(_) => None,
+                    .map(|p| match &*p.storage {
+                        Storage::Cuda(s) => Ok((s, &p.shape)),
+                        Storage::Cpu(_) => Err(first.device_mismatch(op, p)),
                     })
-                    .collect();
+                    .collect::<Result<Vec<_>>>()?;
                 Storage::Cuda(crate::cuda::CudaStorage::concat(&gpu, axis)?)
             }
         };

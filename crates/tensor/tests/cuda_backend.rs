@@ -46,9 +46,9 @@ fn assert_close(op: &str, gpu_result: &Tensor, cpu_result: &Tensor, tol: f32) {
 }
 
 /// Runs `f` on CPU inputs and on the same inputs moved to the GPU, and compares.
-fn check(op: &str, dev: Device, inputs: &[Tensor], tol: f32, f: impl Fn(&[Tensor]) -> Tensor) {
+fn check(op: &str, dev: Device, inputs: Vec<Tensor>, tol: f32, f: impl Fn(&[Tensor]) -> Tensor) {
     let on_gpu: Vec<Tensor> = inputs.iter().map(|t| t.to_device(dev).unwrap()).collect();
-    assert_close(op, &f(&on_gpu), &f(inputs), tol);
+    assert_close(op, &f(&on_gpu), &f(&inputs), tol);
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn elementwise_ops_match_cpu() {
         UnaryOp::CmpScalar(CmpOp::Le, -0.1),
     ];
     for op in unary {
-        check(&format!("{op:?}"), dev, &[x.clone()], 1e-5, |t| {
+        check(&format!("{op:?}"), dev, vec![x.clone()], 1e-5, |t| {
             t[0].unary(op).unwrap()
         });
     }
@@ -103,7 +103,7 @@ fn elementwise_ops_match_cpu() {
         UnaryOp::Rsqrt,
         UnaryOp::Powf(1.7),
     ] {
-        check(&format!("{op:?}"), dev, &[pos.clone()], 1e-5, |t| {
+        check(&format!("{op:?}"), dev, vec![pos.clone()], 1e-5, |t| {
             t[0].unary(op).unwrap()
         });
     }
@@ -131,30 +131,30 @@ fn elementwise_ops_match_cpu() {
             check(
                 &format!("{op:?} {a:?} {b:?}"),
                 dev,
-                &[a.clone(), b.clone()],
+                vec![a.clone(), b.clone()],
                 1e-5,
                 |t| t[0].binary(&t[1], op).unwrap(),
             );
         }
     }
     let (pa, pb) = (pos.clone(), rand(&[1, 3, 1, 1], 5));
-    check("pow", dev, &[pa, pb], 1e-5, |t| t[0].pow(&t[1]).unwrap());
+    check("pow", dev, vec![pa, pb], 1e-5, |t| t[0].pow(&t[1]).unwrap());
     let cond = x.cmp_scalar(CmpOp::Gt, 0.0).unwrap();
     check(
         "where",
         dev,
-        &[cond, rand(&[3, 1, 1], 6), rand(&[4, 3, 17, 9], 7)],
+        vec![cond, rand(&[3, 1, 1], 6), rand(&[4, 3, 17, 9], 7)],
         0.0,
         |t| t[0].where_cond(&t[1], &t[2]).unwrap(),
     );
     let nan = Tensor::from_vec(vec![f32::NAN, 1.0, -2.0], [3], Device::Cpu).unwrap();
-    check("relu NaN", dev, &[nan.clone()], 0.0, |t| {
+    check("relu NaN", dev, vec![nan.clone()], 0.0, |t| {
         t[0].relu().unwrap()
     });
     check(
         "maximum NaN",
         dev,
-        &[nan.clone(), nan.flip_sign()],
+        vec![nan.clone(), nan.flip_sign()],
         0.0,
         |t| t[0].maximum(&t[1]).unwrap(),
     );
@@ -191,14 +191,18 @@ fn reductions_match_cpu() {
             ReduceOp::Var { unbiased: true },
         ] {
             for keepdim in [false, true] {
-                check(&format!("{op:?} {axes:?}"), dev, &[x.clone()], 1e-5, |t| {
-                    t[0].reduce(axes, keepdim, op).unwrap()
-                });
+                check(
+                    &format!("{op:?} {axes:?}"),
+                    dev,
+                    vec![x.clone()],
+                    1e-5,
+                    |t| t[0].reduce(axes, keepdim, op).unwrap(),
+                );
             }
         }
     }
     // A long run: one block reduces 2¹⁸ values.
-    check("sum_all long", dev, &[rand(&[1 << 18], 4)], 1e-5, |t| {
+    check("sum_all long", dev, vec![rand(&[1 << 18], 4)], 1e-5, |t| {
         t[0].sum_all().unwrap()
     });
 }
@@ -225,7 +229,7 @@ fn matmul_matches_cpu() {
         check(
             &format!("matmul {b}×{m}×{k}×{n}"),
             dev,
-            &[a, rhs],
+            vec![a, rhs],
             1e-4,
             |t| t[0].matmul(&t[1]).unwrap(),
         );
@@ -236,45 +240,48 @@ fn matmul_matches_cpu() {
 fn layout_ops_match_cpu() {
     let Some(dev) = gpu() else { return };
     let x = rand(&[2, 3, 4, 5], 50);
-    check("permute", dev, &[x.clone()], 0.0, |t| {
+    check("permute", dev, vec![x.clone()], 0.0, |t| {
         t[0].permute(&[2, 0, 3, 1]).unwrap()
     });
-    check("broadcast", dev, &[rand(&[3, 1, 5], 51)], 0.0, |t| {
+    check("broadcast", dev, vec![rand(&[3, 1, 5], 51)], 0.0, |t| {
         t[0].broadcast_to([2, 3, 4, 5]).unwrap()
     });
-    check("narrow", dev, &[x.clone()], 0.0, |t| {
+    check("narrow", dev, vec![x.clone()], 0.0, |t| {
         t[0].narrow(2, 1, 2).unwrap()
     });
-    check("pad_axis", dev, &[x.clone()], 0.0, |t| {
+    check("pad_axis", dev, vec![x.clone()], 0.0, |t| {
         t[0].pad_axis(1, 2, 1).unwrap()
     });
     check(
         "concat",
         dev,
-        &[x.clone(), rand(&[2, 1, 4, 5], 52)],
+        vec![x.clone(), rand(&[2, 1, 4, 5], 52)],
         0.0,
         |t| Tensor::concat(&[&t[0], &t[1], &t[0]], 1).unwrap(),
     );
     for mode in [PadMode::Zero, PadMode::Reflect, PadMode::Replicate] {
-        check(&format!("pad2d {mode:?}"), dev, &[x.clone()], 0.0, |t| {
+        check(&format!("pad2d {mode:?}"), dev, vec![x.clone()], 0.0, |t| {
             t[0].pad2d([2, 1, 3, 0], mode).unwrap()
         });
         check(
             &format!("pad2d_adjoint {mode:?}"),
             dev,
-            &[rand(&[2, 3, 7, 8], 53)],
+            vec![rand(&[2, 3, 7, 8], 53)],
             1e-6,
             |t| t[0].pad2d_adjoint([2, 1, 3, 0], mode).unwrap(),
         );
     }
 }
 
+/// (input, weight, stride, padding, dilation).
+type ConvCase = ([usize; 4], [usize; 4], usize, usize, usize);
+
 #[test]
 fn convolutions_match_cpu() {
     let Some(dev) = gpu() else { return };
     // (input, weight, stride, padding, dilation): odd sizes, strides, dilation, a 1×1, one large
     // enough for the 128×128 tile, and one whose weight gradient splits K.
-    let cases: [([usize; 4], [usize; 4], usize, usize, usize); 7] = [
+    let cases: [ConvCase; 7] = [
         ([1, 3, 11, 13], [5, 3, 3, 3], 1, 0, 1),
         ([2, 4, 16, 16], [8, 4, 3, 3], 1, 1, 1),
         ([2, 5, 17, 15], [6, 5, 4, 3], 2, 1, 1),
@@ -288,7 +295,7 @@ fn convolutions_match_cpu() {
         let x = rand(&xs, 60 + i as u64);
         let w = rand(&ws, 70 + i as u64).mul_scalar(0.2).unwrap();
         let name = format!("conv {xs:?} {ws:?} s{s} p{p} d{d}");
-        check(&name, dev, &[x.clone(), w.clone()], 1e-4, |t| {
+        check(&name, dev, vec![x.clone(), w.clone()], 1e-4, |t| {
             t[0].conv2d(&t[1], None, params).unwrap()
         });
         let y = x.conv2d(&w, None, params).unwrap();
@@ -296,7 +303,7 @@ fn convolutions_match_cpu() {
         check(
             &format!("{name} input grad"),
             dev,
-            &[g.clone(), w.clone()],
+            vec![g.clone(), w.clone()],
             1e-4,
             |t| {
                 t[0].conv2d_input_grad(&t[1], [xs[2], xs[3]], params)
@@ -306,7 +313,7 @@ fn convolutions_match_cpu() {
         check(
             &format!("{name} weight grad"),
             dev,
-            &[x.clone(), g.clone()],
+            vec![x.clone(), g.clone()],
             // Sums of up to N·Ho·Wo = 32768 products, accumulated in a different order than the CPU's.
             5e-4,
             |t| {
@@ -328,14 +335,14 @@ fn pooling_and_resizing_match_cpu() {
             padding: [1, 1],
             count_include_pad: include_pad,
         };
-        check("avg_pool2d", dev, &[x.clone()], 1e-6, |t| {
+        check("avg_pool2d", dev, vec![x.clone()], 1e-6, |t| {
             t[0].avg_pool2d(p).unwrap()
         });
         let pooled = x.avg_pool2d(p).unwrap();
         check(
             "avg_pool2d_adjoint",
             dev,
-            &[rand(pooled.dims(), 91)],
+            vec![rand(pooled.dims(), 91)],
             1e-6,
             |t| t[0].avg_pool2d_adjoint([13, 10], p).unwrap(),
         );
@@ -373,14 +380,14 @@ fn pooling_and_resizing_match_cpu() {
             check(
                 &format!("upsample {mode:?} {out:?}"),
                 dev,
-                &[x.clone()],
+                vec![x.clone()],
                 1e-5,
                 |t| t[0].upsample2d(out, mode).unwrap(),
             );
             check(
                 &format!("upsample adjoint {mode:?} {out:?}"),
                 dev,
-                &[rand(&[2, 3, out[0], out[1]], 93)],
+                vec![rand(&[2, 3, out[0], out[1]], 93)],
                 1e-5,
                 |t| t[0].upsample2d_adjoint([13, 10], mode).unwrap(),
             );
