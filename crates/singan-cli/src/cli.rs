@@ -44,7 +44,7 @@ pub enum Command {
 pub enum Preset {
     /// The reference's defaults: 2000 iterations per scale, finest side 250, widths 32/64/128.
     Paper,
-    /// A CPU demo: finest side 96, width 32, 300 iterations per scale.
+    /// A CPU demo: smaller finest size, width 32, fewer iterations (`train` prints them).
     Quick,
 }
 
