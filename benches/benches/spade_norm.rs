@@ -3,6 +3,7 @@
 //! normalization kernel can be dropped in beside these and compared on the same inputs:
 //! - `cpu_composite`: tessera's composite ops (mean, variance, rsqrt, mul, add), as tessera-nn's
 //!   SPADE layer computes it;
+//! - `cpu_fused`: `Tensor::spade_norm` (one statistics pass, one output pass);
 //! - `gpu_composite`: the same ops on `Device::Cuda(0)`;
 //! - `gpu_fused`: `tessera_cuda::norm::normalize` (one statistics pass, one fused pass).
 //!
@@ -44,6 +45,9 @@ fn spade_norm(cr: &mut Criterion) {
         let (x, gamma, beta) = (t(), t(), t());
         group.bench_function(format!("cpu_composite_{id}"), |b| {
             b.iter(|| composite(&x, &gamma, &beta))
+        });
+        group.bench_function(format!("cpu_fused_{id}"), |b| {
+            b.iter(|| x.spade_norm(&gamma, &beta, false, EPS).unwrap())
         });
         #[cfg(feature = "cuda")]
         gpu_cases(&mut group, &id, [n, c, s], [&x, &gamma, &beta]);

@@ -326,4 +326,15 @@ pub trait BackendStorage: Sized + Send + Sync {
         in_hw: [usize; 2],
         mode: Interpolation,
     ) -> Result<Self>;
+    /// Fused SPADE normalization of [N, C, H, W]: statistics per plane (`instance`) or per
+    /// channel over N, H, W (batch norm, training mode), biased variance, then
+    /// `(x − μ)·rsqrt(σ² + ε)·(1 + γ) + β` with γ, β of x's shape.
+    fn spade_norm(
+        &self,
+        shape: [usize; 4],
+        gamma: &Self,
+        beta: &Self,
+        instance: bool,
+        eps: f32,
+    ) -> Result<Self>;
 }

@@ -4,6 +4,7 @@
 use crate::backend::*;
 use crate::{Device, Error, Result, Shape};
 use std::sync::Arc;
+use tessera_cuda::norm::{self, Modulation, NormShape};
 use tessera_cuda::ops::{self, codes, Conv2d, MaxPool, Planes, UnaryCode};
 use tessera_cuda::{Buffer, Gpu};
 
@@ -477,6 +478,29 @@ impl BackendStorage for CudaStorage {
         self.wrap(
             ops::upsample2d(&self.gpu, &self.buf, geo, interpolation_code(mode), true),
             "upsample2d_adjoint",
+        )
+    }
+    fn spade_norm(
+        &self,
+        [n, c, h, w]: [usize; 4],
+        gamma: &Self,
+        beta: &Self,
+        instance: bool,
+        eps: f32,
+    ) -> Result<Self> {
+        let shape = NormShape {
+            n,
+            c,
+            hw: h * w,
+            instance,
+        };
+        let m = Modulation::Spatial {
+            gamma: &gamma.buf,
+            beta: &beta.buf,
+        };
+        self.wrap(
+            norm::normalize(&self.gpu, &self.buf, shape, eps, m).map(|(y, _)| y),
+            "spade_norm",
         )
     }
 }

@@ -1013,4 +1013,51 @@ impl Tensor {
             Shape::from([d[0], d[1], in_hw[0], in_hw[1]]),
         ))
     }
+    /// SPADE's normalization, fused: `(x − μ)·rsqrt(σ² + ε)·(1 + γ) + β` for x [N, C, H, W],
+    /// with statistics per plane (`instance`) or per channel over N, H and W (batch norm in
+    /// training mode), biased variance, and γ, β of x's shape. One statistics pass and one output
+    /// pass on either device. Not differentiable by itself (a `Tensor` op): it serves inference
+    /// and `create_graph = false`; the composite of mean, var, rsqrt, mul and add is the
+    /// twice-differentiable reference it is tested against.
+    pub fn spade_norm(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        instance: bool,
+        eps: f32,
+    ) -> Result<Tensor> {
+        let op = "spade_norm";
+        self.same_device(op, gamma)?;
+        self.same_device(op, beta)?;
+        let d = self.shape.nchw(op)?;
+        for t in [gamma, beta] {
+            if t.shape != self.shape {
+                return Err(Error::mismatch(
+                    op,
+                    &self.shape,
+                    &t.shape,
+                    "gamma and beta must have the input's shape",
+                ));
+            }
+        }
+        if eps.is_nan() || eps <= 0.0 {
+            return Err(Error::invalid(
+                op,
+                &self.shape,
+                format!("eps {eps} must be > 0"),
+            ));
+        }
+        let s = match (&*self.storage, &*gamma.storage, &*beta.storage) {
+            (Storage::Cpu(x), Storage::Cpu(g), Storage::Cpu(b)) => {
+                Storage::Cpu(x.spade_norm(d, g, b, instance, eps)?)
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(x), Storage::Cuda(g), Storage::Cuda(b)) => {
+                Storage::Cuda(x.spade_norm(d, g, b, instance, eps)?)
+            }
+            #[cfg(feature = "cuda")]
+            _ => return Err(self.device_mismatch(op, gamma)),
+        };
+        Ok(Tensor::wrap(s, self.shape.clone()))
+    }
 }

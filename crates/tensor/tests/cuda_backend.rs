@@ -480,6 +480,13 @@ fn fused_spade_norm_matches_the_composite() {
             let dgamma =
                 Tensor::from_vec(g.download(&dgamma.unwrap()).unwrap(), dims, Device::Cpu).unwrap();
             cmp(&format!("spade dx inst={instance}"), &dx, &want_dx, 1e-3);
+            check(
+                &format!("Tensor::spade_norm inst={instance}"),
+                dev,
+                vec![x.clone(), gamma.clone(), beta.clone()],
+                1e-4,
+                |t| t[0].spade_norm(&t[1], &t[2], instance, eps).unwrap(),
+            );
             cmp(
                 &format!("spade dgamma inst={instance}"),
                 &dgamma,

@@ -5,6 +5,7 @@ mod elementwise;
 mod gemm_f32;
 mod layout;
 mod maxpool;
+mod norm;
 mod reduce;
 mod resample;
 
@@ -229,6 +230,18 @@ impl BackendStorage for CpuStorage {
     ) -> Result<Self> {
         Ok(CpuStorage(resample::upsample2d_adjoint(
             &self.0, shape, in_hw, mode,
+        )))
+    }
+    fn spade_norm(
+        &self,
+        shape: [usize; 4],
+        gamma: &Self,
+        beta: &Self,
+        instance: bool,
+        eps: f32,
+    ) -> Result<Self> {
+        Ok(CpuStorage(norm::spade_norm(
+            &self.0, shape, &gamma.0, &beta.0, instance, eps,
         )))
     }
 }
