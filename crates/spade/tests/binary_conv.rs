@@ -85,9 +85,8 @@ fn gradients_match_finite_differences_to_second_order() {
     let weight = Tensor::randn([3, 4, 3, 3], 0.0, 0.5, &mut rng, Device::Cpu).unwrap();
     let cfg = GradcheckConfig::default();
     // tanh makes the second derivative non-zero (the convolution itself is linear).
-    let f = |xs: &[Var]| -> tessera_autograd::Result<Var> {
-        binary_conv(&map, &xs[0]).unwrap().tanh()
-    };
+    let f =
+        |xs: &[Var]| -> tessera_autograd::Result<Var> { binary_conv(&map, &xs[0]).unwrap().tanh() };
     let r1 = check_grad(f, std::slice::from_ref(&weight), &cfg).unwrap();
     let r2 = check_grad_grad(f, std::slice::from_ref(&weight), &cfg).unwrap();
     assert!(r1.checked > 0 && r2.checked >= r1.checked, "{r1:?} {r2:?}");
