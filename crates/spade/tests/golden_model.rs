@@ -5,7 +5,7 @@ mod common;
 
 use common::{check_buffers, check_grads, fill_state, semantics, uniform, Golden};
 use std::collections::{BTreeMap, BTreeSet};
-use tessera_autograd::Var;
+use tessera_autograd::{no_grad, Var};
 use tessera_gan::{Vgg19, Vgg19Config, VggPerceptualLoss};
 use tessera_nn::{Module, ModuleExt, SpadeNorm};
 use tessera_spade::{
@@ -57,6 +57,9 @@ fn residual_block_matches_pytorch() {
     check_buffers(&mut g, "block.train.after", &block);
     block.set_training(false);
     g.check("block.eval.out", block.forward(&x, &seg).unwrap().value());
+    // Without a graph: the one-pass modulation.
+    let y = no_grad(|| block.forward(&x, &seg)).unwrap();
+    g.check("block.eval.out", y.value());
     g.finish(40);
 }
 
@@ -77,6 +80,10 @@ fn generator_matches_pytorch() {
         "gen.eval.out",
         generator.forward(&seg, None).unwrap().value(),
     );
+    // A constant label map takes the lookup path, and without a graph the one-pass modulation.
+    let constant = Var::constant(seg.value().clone());
+    let y = no_grad(|| generator.forward(&constant, None)).unwrap();
+    g.check("gen.eval.out", y.value());
     g.finish(250);
 }
 
