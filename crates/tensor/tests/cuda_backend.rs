@@ -496,3 +496,59 @@ fn fused_spade_norm_matches_the_composite() {
         }
     }
 }
+
+#[test]
+fn fused_adam_matches_a_host_reference() {
+    use tessera_cuda::norm::{adam, AdamStep};
+    if gpu().is_none() {
+        return;
+    }
+    let gpu = tessera_cuda::gpu(0).unwrap();
+    let len = 1000;
+    let host = |seed| rand(&[len], seed).to_vec().unwrap();
+    let (mut p, mut m, mut v) = (host(200), vec![0f32; len], vec![0f32; len]);
+    let (mut pd, mut md, mut vd) = (
+        gpu.upload(&p).unwrap(),
+        gpu.upload(&m).unwrap(),
+        gpu.upload(&v).unwrap(),
+    );
+    for step in 1..=3u32 {
+        let g = host(210 + step as u64);
+        let s = AdamStep {
+            lr: 1e-2,
+            beta1: 0.5,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-3,
+            step,
+        };
+        adam(&gpu, &mut pd, &mut md, &mut vd, &gpu.upload(&g).unwrap(), s).unwrap();
+        // torch.optim.Adam's update, in f32 on the host.
+        let (bc1, bc2) = (
+            1.0 - s.beta1.powi(step as i32),
+            1.0 - s.beta2.powi(step as i32),
+        );
+        for i in 0..len {
+            let gi = g[i] + s.weight_decay * p[i];
+            m[i] = s.beta1 * m[i] + (1.0 - s.beta1) * gi;
+            v[i] = s.beta2 * v[i] + (1.0 - s.beta2) * gi * gi;
+            p[i] -= s.lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + s.eps);
+        }
+    }
+    let got = gpu.download(&pd).unwrap();
+    let worst = got
+        .iter()
+        .zip(&p)
+        .fold(0f32, |w, (a, b)| w.max((a - b).abs() / (1.0 + b.abs())));
+    assert!(worst < 1e-6, "adam: {worst}");
+    let short = gpu.upload(&[0.0; 3]).unwrap();
+    let step = AdamStep {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        step: 1,
+    };
+    assert!(adam(&gpu, &mut pd, &mut md, &mut vd, &short, step).is_err());
+}
