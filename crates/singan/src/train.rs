@@ -287,7 +287,7 @@ impl SinGan {
 
     /// A noise map for scale `n` at its training size, as the generator takes it: zero-padded,
     /// or drawn at the padded size with noise padding (animation training).
-    fn training_noise(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
+    pub(crate) fn training_noise(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         let [h, w] = self.shape(n);
         if self.config.noise_padding {
             noise(n, [h + 2 * PAD, w + 2 * PAD], rng)
@@ -298,7 +298,7 @@ impl SinGan {
 
     /// The reference's `draw_concat`: the frozen scales 0..n run from zeros, with fresh noise
     /// (`random`) or the reconstruction noise, and the result upsampled to scale n (unpadded).
-    fn draw_concat(&self, n: usize, random: bool, rng: &mut Rng) -> Result<Tensor> {
+    pub(crate) fn draw_concat(&self, n: usize, random: bool, rng: &mut Rng) -> Result<Tensor> {
         let [h0, w0] = self.shape(0);
         let mut image = Tensor::zeros([1, CHANNELS, h0, w0], Device::Cpu)?;
         for k in 0..n {

@@ -8,40 +8,11 @@
 //! is the model's training configuration, through [`ScaleTrainer`].
 use super::paint::quantize_to_centers;
 use super::{invalid_option, Result};
-use crate::model::{crop, noise, pad, SinGan, TrainedScale};
+use crate::model::{pad, SinGan, TrainedScale};
 use crate::net::{Critic, Generator, CHANNELS, PAD};
 use crate::{Losses, ScaleTrainer};
 use tessera_nn::{Module, ModuleExt};
 use tessera_tensor::{Device, Rng, Tensor};
-
-/// A noise map for scale `n` as training draws it (padded; drawn at the padded size with noise
-/// padding).
-fn training_noise(model: &SinGan, n: usize, rng: &mut Rng) -> Result<Tensor> {
-    let [h, w] = model.shape(n);
-    Ok(if model.config.noise_padding {
-        noise(n, [h + 2 * PAD, w + 2 * PAD], rng)?
-    } else {
-        pad(&noise(n, [h, w], rng)?)?
-    })
-}
-
-/// The frozen scales 0..n run from zeros (random noise, or the reconstruction noise when
-/// `random` is false), upsampled to scale n, unpadded: the reference's `draw_concat`.
-fn coarser_scales(model: &SinGan, n: usize, random: bool, rng: &mut Rng) -> Result<Tensor> {
-    let [h0, w0] = model.shape(0);
-    let mut image = Tensor::zeros([1, CHANNELS, h0, w0], Device::Cpu)?;
-    for k in 0..n {
-        let z = if random {
-            training_noise(model, k, rng)?
-        } else {
-            model.z_opt(k)?
-        };
-        let prev = pad(&crop(&image, model.shape(k))?)?;
-        image = model.generate_scale(k, &z, &prev)?;
-        image = model.upsample_to(&image, model.shape(k + 1))?;
-    }
-    Ok(image)
-}
 
 /// Re-trains scale `n` (1 ≤ n ≤ N) of `model` for `iterations` epochs with quantized inputs
 /// and replaces it; `on_epoch` sees each epoch's losses (iteration from 1).
@@ -72,7 +43,7 @@ pub fn retrain_for_paint(
     let real = model.reals[n].clone();
     let [h, w] = model.shape(n);
     let z_opt = Tensor::zeros([1, CHANNELS, h + 2 * PAD, w + 2 * PAD], Device::Cpu)?;
-    let reconstruction = coarser_scales(model, n, false, rng)?;
+    let reconstruction = model.draw_concat(n, false, rng)?;
     let mse = reconstruction.sub(&real)?.sqr()?.mean_all()?.to_scalar()?;
     let noise_amp = config.noise_amp_init * mse.sqrt();
     let mut trainer = ScaleTrainer::new(
@@ -85,9 +56,9 @@ pub fn retrain_for_paint(
         &config,
     )?;
     for epoch in 0..iterations {
-        let epoch_noise = training_noise(model, n, rng)?;
+        let epoch_noise = model.training_noise(n, rng)?;
         let prevs = (0..config.d_steps.max(1))
-            .map(|_| quantize_to_centers(&pad(&coarser_scales(model, n, true, rng)?)?, centers))
+            .map(|_| quantize_to_centers(&pad(&model.draw_concat(n, true, rng)?)?, centers))
             .collect::<Result<Vec<_>>>()?;
         let alphas = rng.uniform_vec(prevs.len(), 0.0, 1.0);
         let losses = trainer.epoch(epoch, &epoch_noise, &prevs, &alphas)?;
