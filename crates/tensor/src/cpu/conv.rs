@@ -230,7 +230,7 @@ pub fn conv2d(
     let g = Geometry::new(c, [h, w], [kh, kw], p);
     let (k, pix, tile) = (g.k(), g.pixels(), g.tile());
     let ntiles = pix.div_ceil(tile);
-    let mut out = vec![0f32; n * co * pix];
+    let mut out = super::pool::take_zeroed(n * co * pix);
     let dst = SharedMut(out.as_mut_ptr());
     (0..n * ntiles).into_par_iter().for_each(|task| {
         let (img, t0) = (task / ntiles, (task % ntiles) * tile);
@@ -308,7 +308,7 @@ pub fn conv2d_weight_grad(
 
 /// [co, c, kh, kw] → [c, co, kh, kw] with both spatial axes reversed.
 fn flip_transpose(wt: &[f32], [co, c, kh, kw]: [usize; 4]) -> Vec<f32> {
-    let mut out = vec![0f32; wt.len()];
+    let mut out = super::pool::take_zeroed(wt.len());
     for o in 0..co {
         for i in 0..c {
             for y in 0..kh {
@@ -392,7 +392,7 @@ pub fn conv2d_input_grad(
     if groups == 1 {
         return partial.concat();
     }
-    let mut out = vec![0f32; n * img_len];
+    let mut out = super::pool::take_zeroed(n * img_len);
     for (img, o) in out.chunks_mut(img_len).enumerate() {
         let parts = &partial[img * groups..(img + 1) * groups];
         o.par_chunks_mut(1 << 14)

@@ -106,7 +106,7 @@ pub fn conv2d(
     let n = shape[0];
     let g = Wide::new(x, shape, [kh, kw], p, co);
     let (c, plane, out_pix, ntiles) = (g.c, g.plane, g.ho * g.wo, g.tiles());
-    let mut out = vec![0f32; n * co * out_pix];
+    let mut out = super::pool::take_zeroed(n * co * out_pix);
     let dst = SharedMut(out.as_mut_ptr());
     (0..n * ntiles).into_par_iter().for_each(|task| {
         let (img, q0) = (task / ntiles, (task % ntiles) * g.tile);
@@ -210,7 +210,7 @@ pub fn conv2d_weight_grad(
         });
     });
     // Accumulated as [kh·kw][co][c] so each GEMM writes a contiguous block; reorder to [co][c][kh][kw].
-    let mut out = vec![0f32; wlen];
+    let mut out = super::pool::take_zeroed(wlen);
     for (pos, block) in by_position.chunks_exact(co * c).enumerate() {
         for (oc, &v) in block.iter().enumerate() {
             out[oc * kh * kw + pos] = v;

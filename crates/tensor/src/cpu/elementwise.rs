@@ -1,8 +1,8 @@
 //! Elementwise kernels: contiguous fast paths split over rayon, broadcasting through ndarray.
-use super::PAR_MIN;
+use super::{pool, PAR_MIN};
 use crate::backend::{BinaryOp, CmpOp, UnaryOp};
 use crate::Shape;
-use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn, Zip};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 13;
@@ -98,19 +98,23 @@ fn binary_fn(op: BinaryOp) -> impl Fn(f32, f32) -> f32 + Sync + Send {
     }
 }
 
+/// out[i] = f(x[i]), in parallel chunks for large inputs.
+fn map_into(out: &mut [f32], x: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+    if x.len() >= PAR_MIN {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &i)| *o = f(i)));
+    } else {
+        out.iter_mut().zip(x).for_each(|(o, &i)| *o = f(i));
+    }
+}
+
 /// Applies `f` to every element; the op is matched once per chunk so the inner loop vectorizes.
 pub fn unary(x: &[f32], op: UnaryOp) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+    let mut out = pool::take(x.len());
     macro_rules! run {
         ($f:expr) => {{
-            let f = $f;
-            if x.len() >= PAR_MIN {
-                out.par_chunks_mut(CHUNK)
-                    .zip(x.par_chunks(CHUNK))
-                    .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, &i)| *o = f(i)));
-            } else {
-                out.iter_mut().zip(x).for_each(|(o, &i)| *o = f(i));
-            }
+            map_into(&mut out, x, $f);
         }};
     }
     match op {
@@ -162,7 +166,7 @@ pub fn binary(
     op: BinaryOp,
 ) -> Vec<f32> {
     let n = out_shape.numel();
-    let mut out = vec![0f32; n];
+    let mut out = pool::take(n);
     macro_rules! run {
         ($f:expr) => {{
             let f = $f;
@@ -182,11 +186,10 @@ pub fn binary(
                 }
             } else if b.len() == 1 {
                 let y = b[0];
-                let g = |x: f32| f(x, y);
-                out.iter_mut().zip(a).for_each(|(o, &x)| *o = g(x));
+                map_into(&mut out, a, |x: f32| f(x, y));
             } else if a.len() == 1 {
                 let x = a[0];
-                out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y));
+                map_into(&mut out, b, |y: f32| f(x, y));
             } else if let (true, Some((mid, inner))) =
                 (ashape == out_shape, block_broadcast(bshape, out_shape))
             {
@@ -209,14 +212,14 @@ pub fn binary(
                 let bv = b0
                     .broadcast(IxDyn(out_shape.dims()))
                     .expect("checked by Tensor");
-                let mut ov = ArrayD::<f32>::zeros(IxDyn(out_shape.dims()));
+                let mut ov = ArrayViewMutD::from_shape(IxDyn(out_shape.dims()), &mut out)
+                    .expect("output length matches shape");
                 let z = Zip::from(&mut ov).and(&av).and(&bv);
                 if n >= PAR_MIN {
                     z.par_for_each(|o, &x, &y| *o = f(x, y));
                 } else {
                     z.for_each(|o, &x, &y| *o = f(x, y));
                 }
-                out = ov.into_raw_vec_and_offset().0;
             }
         }};
     }
@@ -242,13 +245,17 @@ pub fn where_cond(
     let cv = c0.broadcast(dims.clone()).expect("checked by Tensor");
     let tv = t0.broadcast(dims.clone()).expect("checked by Tensor");
     let fv = f0.broadcast(dims.clone()).expect("checked by Tensor");
-    let mut ov = ArrayD::<f32>::zeros(dims);
-    Zip::from(&mut ov)
-        .and(&cv)
-        .and(&tv)
-        .and(&fv)
-        .for_each(|o, &c, &t, &f| *o = if c != 0.0 { t } else { f });
-    ov.into_raw_vec_and_offset().0
+    let mut out = pool::take(out_shape.numel());
+    let mut ov = ArrayViewMutD::from_shape(dims, &mut out).expect("output length matches shape");
+    let z = Zip::from(&mut ov).and(&cv).and(&tv).and(&fv);
+    let pick = |o: &mut f32, &c: &f32, &t: &f32, &f: &f32| *o = if c != 0.0 { t } else { f };
+    if out_shape.numel() >= PAR_MIN {
+        z.par_for_each(pick);
+    } else {
+        z.for_each(pick);
+    }
+    drop(ov);
+    out
 }
 
 pub(crate) fn view<'a>(x: &'a [f32], shape: &Shape) -> ArrayViewD<'a, f32> {

@@ -1,7 +1,7 @@
 //! Copies that rearrange data: permute, broadcast, narrow, zero-pad along an axis, concat.
 use super::elementwise::view;
 use crate::Shape;
-use ndarray::{ArrayD, Axis, IxDyn, Slice};
+use ndarray::{ArrayViewMutD, Axis, IxDyn, Slice};
 use rayon::prelude::*;
 
 fn standard(a: ndarray::ArrayViewD<'_, f32>) -> Vec<f32> {
@@ -33,7 +33,7 @@ fn gather_strided(x: &[f32], dims: &[usize], strides: &[usize]) -> Vec<f32> {
     }
     let (run, run_stride) = merged.pop().unwrap_or((1, 1));
     let total: usize = dims.iter().product();
-    let mut out = vec![0.0f32; total];
+    let mut out = super::pool::take(total);
     if total == 0 {
         return out;
     }
@@ -113,10 +113,12 @@ pub fn pad_axis(x: &[f32], shape: &Shape, axis: usize, before: usize, after: usi
     let mut dims = shape.dims().to_vec();
     let len = dims[axis];
     dims[axis] += before + after;
-    let mut out = ArrayD::<f32>::zeros(IxDyn(&dims));
-    out.slice_axis_mut(Axis(axis), Slice::from(before..before + len))
+    let mut out = super::pool::take_zeroed(dims.iter().product());
+    ArrayViewMutD::from_shape(IxDyn(&dims), &mut out)
+        .expect("output length matches shape")
+        .slice_axis_mut(Axis(axis), Slice::from(before..before + len))
         .assign(&view(x, shape));
-    out.into_raw_vec_and_offset().0
+    out
 }
 
 pub fn concat(parts: &[(&[f32], &Shape)], axis: usize) -> Vec<f32> {

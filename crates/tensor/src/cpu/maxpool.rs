@@ -75,8 +75,8 @@ pub fn max_pool2d(x: &[f32], [n, c, h, w]: [usize; 4], p: MaxPool2dParams) -> (V
         .output_hw([h, w])
         .expect("pool geometry checked by Tensor");
     let g = Geometry { h, w, wo, p };
-    let mut values = vec![0f32; n * c * ho * wo];
-    let mut offsets = vec![0f32; n * c * ho * wo];
+    let mut values = super::pool::take_zeroed(n * c * ho * wo);
+    let mut offsets = super::pool::take_zeroed(n * c * ho * wo);
     let [kh, kw] = p.kernel;
     let [dh, dw] = p.dilation;
     planes(
@@ -133,7 +133,7 @@ pub fn max_pool2d_scatter(
     p: MaxPool2dParams,
 ) -> Vec<f32> {
     let g = Geometry { h, w, wo, p };
-    let mut out = vec![0f32; n * c * h * w];
+    let mut out = super::pool::take_zeroed(n * c * h * w);
     planes(gout, ho * wo, vec![&mut out], h * w, |i, src, outs| {
         let offs = &offsets[i * ho * wo..(i + 1) * ho * wo];
         let dst = &mut *outs[0];
@@ -154,7 +154,7 @@ pub fn max_pool2d_gather(
     p: MaxPool2dParams,
 ) -> Vec<f32> {
     let g = Geometry { h, w, wo, p };
-    let mut out = vec![0f32; n * c * ho * wo];
+    let mut out = super::pool::take_zeroed(n * c * ho * wo);
     planes(x, h * w, vec![&mut out], ho * wo, |i, src, outs| {
         let offs = &offsets[i * ho * wo..(i + 1) * ho * wo];
         for (o, (d, &k)) in outs[0].iter_mut().zip(offs).enumerate() {

@@ -6,6 +6,7 @@ mod gemm_f32;
 mod layout;
 mod maxpool;
 mod norm;
+pub mod pool;
 mod reduce;
 mod resample;
 
@@ -19,6 +20,12 @@ pub(crate) const PAR_MIN: usize = 1 << 15;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CpuStorage(pub Vec<f32>);
+
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.0));
+    }
+}
 
 impl CpuStorage {
     pub fn as_slice(&self) -> &[f32] {
@@ -75,7 +82,11 @@ impl BackendStorage for CpuStorage {
         k: usize,
         n: usize,
     ) -> Result<Self> {
-        let mut out = vec![0f32; batch * m * n];
+        let mut out = if k == 0 {
+            pool::take_zeroed(batch * m * n)
+        } else {
+            pool::take(batch * m * n)
+        };
         for b in 0..batch {
             let lhs = &self.0[b * m * k..(b + 1) * m * k];
             let r = if rhs_batched {

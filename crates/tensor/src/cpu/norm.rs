@@ -28,7 +28,7 @@ pub fn spade_norm(
     eps: f32,
 ) -> Vec<f32> {
     let hw = h * w;
-    let mut out = vec![0f32; x.len()];
+    let mut out = super::pool::take(x.len());
     if hw == 0 || n * c == 0 {
         return out;
     }

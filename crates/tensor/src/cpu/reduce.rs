@@ -45,14 +45,11 @@ pub fn reduce(x: &[f32], shape: &Shape, axes: &[usize], op: ReduceOp) -> Vec<f32
     if op == ReduceOp::Sum && !trailing && is_one_block(&kept) {
         return sum_around_block(x, shape.dims(), kept[0], kept[kept.len() - 1] + 1);
     }
-    let moved;
-    let data: &[f32] = if trailing {
-        x
-    } else {
+    let moved = (!trailing).then(|| {
         let perm: Vec<usize> = kept.iter().chain(axes).copied().collect();
-        moved = layout::permute(x, shape, &perm);
-        &moved
-    };
+        layout::permute(x, shape, &perm)
+    });
+    let data: &[f32] = moved.as_deref().unwrap_or(x);
     let reduce_run = |r: &[f32]| -> f32 {
         match op {
             ReduceOp::Sum => r.iter().map(|&v| v as f64).sum::<f64>() as f32,
@@ -86,9 +83,13 @@ pub fn reduce(x: &[f32], shape: &Shape, axes: &[usize], op: ReduceOp) -> Vec<f32
         };
         return vec![empty; outer];
     }
-    if data.len() >= PAR_MIN {
+    let out = if data.len() >= PAR_MIN {
         data.par_chunks(run).map(reduce_run).collect()
     } else {
         data.chunks(run).map(reduce_run).collect()
+    };
+    if let Some(moved) = moved {
+        super::pool::give(moved);
     }
+    out
 }

@@ -13,7 +13,7 @@ fn per_plane(
     planes: usize,
     f: impl Fn(&[f32], &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; planes * out_len];
+    let mut out = super::pool::take_zeroed(planes * out_len);
     if out_len == 0 {
         return out;
     }
