@@ -87,7 +87,7 @@ fn spade_norm(t: &Timer) -> BenchResult<()> {
                 let stats = norm::stats(gpu, &x, shape, 1e-5)?;
                 // The fused modulation pass alone: reads x, γ, β and writes y.
                 let tm = t.time(|| {
-                    norm::modulate(gpu, &x, shape, &stats, m)?;
+                    norm::modulate(gpu, &x, shape, (&stats.mean, &stats.rstd), m)?;
                     Ok(())
                 })?;
                 report(&format!("spade_modulate/{id}"), tm, 4.0 * bytes, 0.0);
@@ -99,7 +99,14 @@ fn spade_norm(t: &Timer) -> BenchResult<()> {
                 report(&format!("spade_norm_fwd/{id}"), tf, 5.0 * bytes, 0.0);
                 // Backward: reduction pass (dy, x, γ) + fused pass (dy, x, γ → dx, dγ).
                 let tb = t.time(|| {
-                    norm::backward(gpu, &dy, &x, shape, &stats, Some(&gamma))?;
+                    norm::backward(
+                        gpu,
+                        &dy,
+                        &x,
+                        shape,
+                        (&stats.mean, &stats.rstd),
+                        Some(&gamma),
+                    )?;
                     Ok(())
                 })?;
                 report(&format!("spade_norm_bwd/{id}"), tb, 8.0 * bytes, 0.0);

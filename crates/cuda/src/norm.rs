@@ -147,7 +147,7 @@ pub fn modulate(
     gpu: &Gpu,
     x: &Buffer,
     shape: NormShape,
-    stats: &NormStats,
+    (mean, rstd): (&Buffer, &Buffer),
     m: Modulation,
 ) -> Result<Buffer> {
     let (cfg, chunk) = shape.plan(gpu)?;
@@ -172,8 +172,8 @@ pub fn modulate(
             cfg,
             &mut y,
             x,
-            &stats.mean,
-            &stats.rstd,
+            mean,
+            rstd,
             gamma,
             beta,
             &c,
@@ -195,7 +195,7 @@ pub fn normalize(
     m: Modulation,
 ) -> Result<(Buffer, NormStats)> {
     let s = stats(gpu, x, shape, eps)?;
-    Ok((modulate(gpu, x, shape, &s, m)?, s))
+    Ok((modulate(gpu, x, shape, (&s.mean, &s.rstd), m)?, s))
 }
 
 /// Gradients of [`normalize`] with no modulation (`gamma` None) or SPADE's spatial one
@@ -205,7 +205,7 @@ pub fn backward(
     dy: &Buffer,
     x: &Buffer,
     shape: NormShape,
-    stats: &NormStats,
+    (mean, rstd): (&Buffer, &Buffer),
     gamma: Option<&Buffer>,
 ) -> Result<(Buffer, Option<Buffer>)> {
     let (cfg, chunk) = shape.plan(gpu)?;
@@ -231,8 +231,8 @@ pub fn backward(
             &mut acc,
             dy,
             x,
-            &stats.mean,
-            &stats.rstd,
+            mean,
+            rstd,
             gamma_or_x,
             &c,
             &hw,
@@ -252,8 +252,8 @@ pub fn backward(
             &mut dgamma,
             dy,
             x,
-            &stats.mean,
-            &stats.rstd,
+            mean,
+            rstd,
             gamma_or_x,
             &acc,
             &count,

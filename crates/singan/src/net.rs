@@ -4,7 +4,7 @@
 //! critic), so state dicts move both ways with the official PyTorch code.
 use tessera_autograd::Var;
 use tessera_nn::{init, join, BatchNorm2d, Conv2d, Conv2dConfig, Entry, Error, Module, Result};
-use tessera_tensor::{Device, Rng, Tensor};
+use tessera_tensor::Rng;
 
 /// Convolutions per network (`num_layer`).
 pub const NUM_LAYERS: usize = 5;
@@ -45,76 +45,8 @@ impl ConvBlock {
     }
     fn forward(&self, x: &Var) -> Result<Var> {
         let h = self.conv.forward(x)?;
-        let y = if self.norm.is_training() && h.dims()[0] == 1 {
-            batch_norm_single(&self.norm, &h)?
-        } else {
-            self.norm.forward(&h)?
-        };
-        Ok(y.leaky_relu(LEAKY_SLOPE)?)
+        Ok(self.norm.forward(&h)?.leaky_relu(LEAKY_SLOPE)?)
     }
-}
-
-/// `BatchNorm2d::forward` in training mode for a batch of one image [1, C, H, W], with the same
-/// results and running-statistics update, written with per-channel reductions and broadcasts
-/// as matrix products against a constant vector of ones (`[C, HW]·[HW, 1]`, `[C, 1]·[1, HW]`).
-/// Why: the generic `sum`/`broadcast_to` pair that the layer's composition differentiates into
-/// copies element by element through a dynamic-rank iterator, and was ~40 % of a SinGAN epoch
-/// (the critic's double backward multiplies it); matrix products differentiate into matrix
-/// products at every order.
-fn batch_norm_single(norm: &BatchNorm2d, x: &Var) -> Result<Var> {
-    let [_, c, h, w] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
-    let count = h * w;
-    if count <= 1 || c != norm.config().num_features {
-        // Let the layer report the problem.
-        return norm.forward(x);
-    }
-    let eps = norm.config().eps;
-    let mean_col = Var::constant(Tensor::full(1.0 / count as f32, [count, 1], Device::Cpu)?);
-    let ones_row = Var::constant(Tensor::ones([1, count], Device::Cpu)?);
-    let rows = x.reshape([c, count])?;
-    let mean = rows.matmul(&mean_col)?;
-    let centred = rows.sub(&mean.matmul(&ones_row)?)?;
-    let var = centred.sqr()?.matmul(&mean_col)?;
-    let mut scale = var.add_scalar(eps)?.rsqrt()?;
-    if let Some(weight) = norm.weight() {
-        scale = scale.mul(&weight.var().reshape([c, 1])?)?;
-    }
-    let mut y = centred.mul(&scale.matmul(&ones_row)?)?;
-    if let Some(bias) = norm.bias() {
-        y = y.add(&bias.var().reshape([c, 1])?.matmul(&ones_row)?)?;
-    }
-    update_running_stats(norm, mean.value(), var.value(), count)?;
-    Ok(y.reshape([1, c, h, w])?)
-}
-
-/// The training-mode update of `BatchNorm2d`'s running statistics (momentum m, unbiased
-/// variance, one more batch tracked), from the batch mean and biased variance, both [C, 1].
-fn update_running_stats(
-    norm: &BatchNorm2d,
-    mean: &Tensor,
-    var: &Tensor,
-    count: usize,
-) -> Result<()> {
-    let (Some(rm), Some(rv), Some(tracked)) = (
-        norm.running_mean(),
-        norm.running_var(),
-        norm.num_batches_tracked(),
-    ) else {
-        return Ok(());
-    };
-    let c = norm.config().num_features;
-    let batches = tracked.get().to_scalar()? + 1.0;
-    tracked.set("num_batches_tracked", Tensor::scalar(batches, Device::Cpu)?)?;
-    let m = norm.config().momentum.unwrap_or(1.0 / batches);
-    let unbiased = var.mul_scalar(count as f32 / (count - 1) as f32)?;
-    let blend = |old: Tensor, new: &Tensor| -> Result<Tensor> {
-        Ok(old
-            .mul_scalar(1.0 - m)?
-            .add(&new.reshape([c])?.mul_scalar(m)?)?)
-    };
-    rm.set("running_mean", blend(rm.get(), mean)?)?;
-    rv.set("running_var", blend(rv.get(), &unbiased)?)?;
-    Ok(())
 }
 
 impl Module for ConvBlock {
@@ -260,75 +192,5 @@ impl Module for Critic {
     }
     fn set_training(&mut self, training: bool) {
         self.trunk.set_training(training);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tessera_autograd::grad;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let (a, b) = (a.to_vec().unwrap(), b.to_vec().unwrap());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
-    /// The matrix-product batch norm agrees with `BatchNorm2d::forward`: values, running
-    /// statistics, and first- and second-order input gradients.
-    #[test]
-    fn single_image_batch_norm_matches_the_layer() {
-        let mut rng = Rng::seed(5);
-        let make = |rng: &mut Rng| {
-            let norm = BatchNorm2d::new(4).unwrap();
-            norm.weight()
-                .unwrap()
-                .set("weight", init::normal([4], 1.0, 0.3, rng).unwrap())
-                .unwrap();
-            norm.bias()
-                .unwrap()
-                .set("bias", init::normal([4], 0.0, 0.3, rng).unwrap())
-                .unwrap();
-            norm
-        };
-        let (fast, layer) = (make(&mut Rng::seed(1)), make(&mut Rng::seed(1)));
-        let x = Var::param(Tensor::randn([1, 4, 5, 7], 0.5, 2.0, &mut rng, Device::Cpu).unwrap());
-        let probe =
-            Var::constant(Tensor::randn([1, 4, 5, 7], 0.0, 1.0, &mut rng, Device::Cpu).unwrap());
-        let mut grads = Vec::new();
-        for (norm, is_fast) in [(&fast, true), (&layer, false)] {
-            let y = if is_fast {
-                batch_norm_single(norm, &x).unwrap()
-            } else {
-                norm.forward(&x).unwrap()
-            };
-            let score = y.tanh().unwrap().mul(&probe).unwrap().sum_all().unwrap();
-            let g = grad(&[&score], &[&x], None, true).unwrap().remove(0);
-            let gg = grad(&[&g.sqr().unwrap().sum_all().unwrap()], &[&x], None, false)
-                .unwrap()
-                .remove(0);
-            grads.push((y.value().clone(), g.value().clone(), gg.value().clone()));
-        }
-        assert!(max_diff(&grads[0].0, &grads[1].0) < 1e-5);
-        assert!(max_diff(&grads[0].1, &grads[1].1) < 1e-5);
-        assert!(max_diff(&grads[0].2, &grads[1].2) < 1e-4);
-        for (a, b) in [
-            (
-                fast.running_mean().unwrap().get(),
-                layer.running_mean().unwrap().get(),
-            ),
-            (
-                fast.running_var().unwrap().get(),
-                layer.running_var().unwrap().get(),
-            ),
-            (
-                fast.num_batches_tracked().unwrap().get(),
-                layer.num_batches_tracked().unwrap().get(),
-            ),
-        ] {
-            assert!(max_diff(&a, &b) < 1e-6);
-        }
     }
 }

@@ -326,15 +326,55 @@ pub trait BackendStorage: Sized + Send + Sync {
         in_hw: [usize; 2],
         mode: Interpolation,
     ) -> Result<Self>;
-    /// Fused SPADE normalization of [N, C, H, W]: statistics per plane (`instance`) or per
-    /// channel over N, H, W (batch norm, training mode), biased variance, then
-    /// `(x − μ)·rsqrt(σ² + ε)·(1 + γ) + β` with γ, β of x's shape.
-    fn spade_norm(
+    /// Normalization statistics of [N, C, H, W] (`shape`): the mean and 1/sqrt(σ² + ε) with the
+    /// biased variance σ², per plane (`instance`, N·C values each) or per channel over N, H, W
+    /// (batch norm in training mode, C values each).
+    fn norm_stats(&self, shape: [usize; 4], instance: bool, eps: f32) -> Result<(Self, Self)>;
+    /// `(x − mean)·rstd` with statistics from `norm_stats`, then the modulation `m`.
+    fn norm_modulate(
         &self,
         shape: [usize; 4],
-        gamma: &Self,
-        beta: &Self,
+        mean: &Self,
+        rstd: &Self,
         instance: bool,
-        eps: f32,
+        m: NormModulation<&Self>,
     ) -> Result<Self>;
+    /// Gradients of `y = x̂·s` (x̂ the normalized x, s = 1, or 1 + γ with a γ map of x's shape
+    /// when `gamma` is given), `self` being dy: returns dx and, with `gamma`, dγ = dy·x̂.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_backward(
+        &self,
+        x: &Self,
+        shape: [usize; 4],
+        mean: &Self,
+        rstd: &Self,
+        instance: bool,
+        gamma: Option<&Self>,
+    ) -> Result<(Self, Option<Self>)>;
+}
+
+/// What a normalization applies after normalizing: nothing, a per-channel affine map
+/// `x̂·γ[c] + β[c]` (γ, β of length C), or SPADE's spatial one `x̂·(1 + γ) + β` (γ, β of x's shape).
+#[derive(Clone, Copy, Debug)]
+pub enum NormModulation<T> {
+    None,
+    Channel { gamma: T, beta: T },
+    Spatial { gamma: T, beta: T },
+}
+
+impl<T> NormModulation<T> {
+    /// The same modulation over other handles (a tensor's storage, say).
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> NormModulation<U> {
+        match self {
+            NormModulation::None => NormModulation::None,
+            NormModulation::Channel { gamma, beta } => NormModulation::Channel {
+                gamma: f(gamma),
+                beta: f(beta),
+            },
+            NormModulation::Spatial { gamma, beta } => NormModulation::Spatial {
+                gamma: f(gamma),
+                beta: f(beta),
+            },
+        }
+    }
 }

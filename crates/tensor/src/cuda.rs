@@ -480,13 +480,32 @@ impl BackendStorage for CudaStorage {
             "upsample2d_adjoint",
         )
     }
-    fn spade_norm(
+    fn norm_stats(
         &self,
         [n, c, h, w]: [usize; 4],
-        gamma: &Self,
-        beta: &Self,
         instance: bool,
         eps: f32,
+    ) -> Result<(Self, Self)> {
+        let shape = NormShape {
+            n,
+            c,
+            hw: h * w,
+            instance,
+        };
+        let stats =
+            norm::stats(&self.gpu, &self.buf, shape, eps).map_err(cuda_err("norm_stats"))?;
+        Ok((
+            self.wrap(Ok(stats.mean), "norm_stats")?,
+            self.wrap(Ok(stats.rstd), "norm_stats")?,
+        ))
+    }
+    fn norm_modulate(
+        &self,
+        [n, c, h, w]: [usize; 4],
+        mean: &Self,
+        rstd: &Self,
+        instance: bool,
+        m: NormModulation<&Self>,
     ) -> Result<Self> {
         let shape = NormShape {
             n,
@@ -494,14 +513,52 @@ impl BackendStorage for CudaStorage {
             hw: h * w,
             instance,
         };
-        let m = Modulation::Spatial {
-            gamma: &gamma.buf,
-            beta: &beta.buf,
+        let m = match m {
+            NormModulation::None => Modulation::None,
+            NormModulation::Channel { gamma, beta } => Modulation::Channel {
+                gamma: &gamma.buf,
+                beta: &beta.buf,
+            },
+            NormModulation::Spatial { gamma, beta } => Modulation::Spatial {
+                gamma: &gamma.buf,
+                beta: &beta.buf,
+            },
         };
         self.wrap(
-            norm::normalize(&self.gpu, &self.buf, shape, eps, m).map(|(y, _)| y),
-            "spade_norm",
+            norm::modulate(&self.gpu, &self.buf, shape, (&mean.buf, &rstd.buf), m),
+            "norm_modulate",
         )
+    }
+    fn norm_backward(
+        &self,
+        x: &Self,
+        [n, c, h, w]: [usize; 4],
+        mean: &Self,
+        rstd: &Self,
+        instance: bool,
+        gamma: Option<&Self>,
+    ) -> Result<(Self, Option<Self>)> {
+        let shape = NormShape {
+            n,
+            c,
+            hw: h * w,
+            instance,
+        };
+        let (dx, dgamma) = norm::backward(
+            &self.gpu,
+            &self.buf,
+            &x.buf,
+            shape,
+            (&mean.buf, &rstd.buf),
+            gamma.map(|g| &*g.buf),
+        )
+        .map_err(cuda_err("norm_backward"))?;
+        Ok((
+            self.wrap(Ok(dx), "norm_backward")?,
+            dgamma
+                .map(|g| self.wrap(Ok(g), "norm_backward"))
+                .transpose()?,
+        ))
     }
 }
 

@@ -1013,6 +1013,175 @@ impl Tensor {
             Shape::from([d[0], d[1], in_hw[0], in_hw[1]]),
         ))
     }
+    /// Normalization statistics of an [N, C, H, W] tensor: the mean and 1/sqrt(σ² + ε) (σ² the
+    /// biased variance, as PyTorch normalizes with), per plane when `instance` (shapes
+    /// [N, C, 1, 1]) or per channel over N, H, W as batch norm in training mode ([1, C, 1, 1]).
+    pub fn norm_stats(&self, instance: bool, eps: f32) -> Result<(Tensor, Tensor)> {
+        let op = "norm_stats";
+        let [n, c, h, w] = self.shape.nchw(op)?;
+        if eps.is_nan() || eps <= 0.0 {
+            return Err(Error::invalid(
+                op,
+                &self.shape,
+                format!("eps {eps} must be > 0"),
+            ));
+        }
+        if h * w == 0 || n * c == 0 {
+            return Err(Error::invalid(
+                op,
+                &self.shape,
+                "statistics of an empty group",
+            ));
+        }
+        let (mean, rstd) = match &*self.storage {
+            Storage::Cpu(x) => {
+                let (m, r) = x.norm_stats([n, c, h, w], instance, eps)?;
+                (Storage::Cpu(m), Storage::Cpu(r))
+            }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(x) => {
+                let (m, r) = x.norm_stats([n, c, h, w], instance, eps)?;
+                (Storage::Cuda(m), Storage::Cuda(r))
+            }
+        };
+        let stats_shape = Shape::from([if instance { n } else { 1 }, c, 1, 1]);
+        Ok((
+            Tensor::wrap(mean, stats_shape.clone()),
+            Tensor::wrap(rstd, stats_shape),
+        ))
+    }
+
+    /// Checks statistics from [`Tensor::norm_stats`] against this [N, C, H, W] input.
+    fn check_norm_stats(
+        &self,
+        op: &'static str,
+        mean: &Tensor,
+        rstd: &Tensor,
+        instance: bool,
+    ) -> Result<[usize; 4]> {
+        let d = self.shape.nchw(op)?;
+        let expected = Shape::from([if instance { d[0] } else { 1 }, d[1], 1, 1]);
+        for t in [mean, rstd] {
+            self.same_device(op, t)?;
+            if t.shape != expected {
+                return Err(Error::mismatch(
+                    op,
+                    &expected,
+                    &t.shape,
+                    "statistics must come from norm_stats of this input",
+                ));
+            }
+        }
+        Ok(d)
+    }
+
+    /// `(x − mean)·rstd` with statistics from [`Tensor::norm_stats`], then the modulation:
+    /// none, per channel `x̂·γ[c] + β[c]` (γ, β with C elements), or SPADE's spatial
+    /// `x̂·(1 + γ) + β` (γ, β of x's shape). One pass over x.
+    pub fn norm_modulate(
+        &self,
+        mean: &Tensor,
+        rstd: &Tensor,
+        instance: bool,
+        m: NormModulation<&Tensor>,
+    ) -> Result<Tensor> {
+        let op = "norm_modulate";
+        let d = self.check_norm_stats(op, mean, rstd, instance)?;
+        let channel = matches!(m, NormModulation::Channel { .. });
+        let mut bad = None;
+        m.map(|t| {
+            let ok = if channel {
+                t.numel() == d[1]
+            } else {
+                t.shape == self.shape
+            };
+            if (!ok || t.device() != self.device()) && bad.is_none() {
+                bad = Some(t.shape.clone());
+            }
+        });
+        if let Some(got) = bad {
+            return Err(Error::mismatch(
+                op,
+                &self.shape,
+                &got,
+                "channel γ, β need C elements and spatial ones the input's shape, on its device",
+            ));
+        }
+        let s = match (&*self.storage, &*mean.storage, &*rstd.storage) {
+            (Storage::Cpu(x), Storage::Cpu(mu), Storage::Cpu(r)) => {
+                let m = m.map(|t| match &*t.storage {
+                    Storage::Cpu(s) => s,
+                    #[cfg(feature = "cuda")]
+                    _ => unreachable!("devices checked above"),
+                });
+                Storage::Cpu(x.norm_modulate(d, mu, r, instance, m)?)
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(x), Storage::Cuda(mu), Storage::Cuda(r)) => {
+                let m = m.map(|t| match &*t.storage {
+                    Storage::Cuda(s) => s,
+                    _ => unreachable!("devices checked above"),
+                });
+                Storage::Cuda(x.norm_modulate(d, mu, r, instance, m)?)
+            }
+            #[cfg(feature = "cuda")]
+            _ => return Err(self.device_mismatch(op, mean)),
+        };
+        Ok(Tensor::wrap(s, self.shape.clone()))
+    }
+
+    /// Gradients of `y = x̂·s`, x̂ the normalized `x` ([`Tensor::norm_modulate`] without
+    /// modulation) and s = 1, or s = 1 + γ for a γ map of x's shape (SPADE); `self` is dy.
+    /// Returns dx and, with `gamma`, dγ = dy·x̂ (SPADE's dβ is dy itself). Two passes.
+    pub fn norm_backward(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        rstd: &Tensor,
+        instance: bool,
+        gamma: Option<&Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let op = "norm_backward";
+        let d = x.check_norm_stats(op, mean, rstd, instance)?;
+        for t in std::iter::once(self).chain(gamma) {
+            x.same_device(op, t)?;
+            if t.shape != x.shape {
+                return Err(Error::mismatch(
+                    op,
+                    &x.shape,
+                    &t.shape,
+                    "dy and γ must have the input's shape",
+                ));
+            }
+        }
+        let (dx, dgamma) = match (&*self.storage, &*x.storage, &*mean.storage, &*rstd.storage) {
+            (Storage::Cpu(dy), Storage::Cpu(x), Storage::Cpu(mu), Storage::Cpu(r)) => {
+                let gamma = gamma.map(|g| match &*g.storage {
+                    Storage::Cpu(s) => s,
+                    #[cfg(feature = "cuda")]
+                    _ => unreachable!("devices checked above"),
+                });
+                let (dx, dg) = dy.norm_backward(x, d, mu, r, instance, gamma)?;
+                (Storage::Cpu(dx), dg.map(Storage::Cpu))
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(dy), Storage::Cuda(x), Storage::Cuda(mu), Storage::Cuda(r)) => {
+                let gamma = gamma.map(|g| match &*g.storage {
+                    Storage::Cuda(s) => s,
+                    _ => unreachable!("devices checked above"),
+                });
+                let (dx, dg) = dy.norm_backward(x, d, mu, r, instance, gamma)?;
+                (Storage::Cuda(dx), dg.map(Storage::Cuda))
+            }
+            #[cfg(feature = "cuda")]
+            _ => return Err(self.device_mismatch(op, mean)),
+        };
+        Ok((
+            Tensor::wrap(dx, x.shape.clone()),
+            dgamma.map(|g| Tensor::wrap(g, x.shape.clone())),
+        ))
+    }
+
     /// SPADE's normalization, fused: `(x − μ)·rsqrt(σ² + ε)·(1 + γ) + β` for x [N, C, H, W],
     /// with statistics per plane (`instance`) or per channel over N, H and W (batch norm in
     /// training mode), biased variance, and γ, β of x's shape. One statistics pass and one output
@@ -1026,38 +1195,12 @@ impl Tensor {
         instance: bool,
         eps: f32,
     ) -> Result<Tensor> {
-        let op = "spade_norm";
-        self.same_device(op, gamma)?;
-        self.same_device(op, beta)?;
-        let d = self.shape.nchw(op)?;
-        for t in [gamma, beta] {
-            if t.shape != self.shape {
-                return Err(Error::mismatch(
-                    op,
-                    &self.shape,
-                    &t.shape,
-                    "gamma and beta must have the input's shape",
-                ));
-            }
-        }
-        if eps.is_nan() || eps <= 0.0 {
-            return Err(Error::invalid(
-                op,
-                &self.shape,
-                format!("eps {eps} must be > 0"),
-            ));
-        }
-        let s = match (&*self.storage, &*gamma.storage, &*beta.storage) {
-            (Storage::Cpu(x), Storage::Cpu(g), Storage::Cpu(b)) => {
-                Storage::Cpu(x.spade_norm(d, g, b, instance, eps)?)
-            }
-            #[cfg(feature = "cuda")]
-            (Storage::Cuda(x), Storage::Cuda(g), Storage::Cuda(b)) => {
-                Storage::Cuda(x.spade_norm(d, g, b, instance, eps)?)
-            }
-            #[cfg(feature = "cuda")]
-            _ => return Err(self.device_mismatch(op, gamma)),
-        };
-        Ok(Tensor::wrap(s, self.shape.clone()))
+        let (mean, rstd) = self.norm_stats(instance, eps)?;
+        self.norm_modulate(
+            &mean,
+            &rstd,
+            instance,
+            NormModulation::Spatial { gamma, beta },
+        )
     }
 }

@@ -456,7 +456,9 @@ fn fused_spade_norm_matches_the_composite() {
             cmp(&format!("spade forward inst={instance}"), &y, &want, 1e-4);
             // Backward against the closed form of the composite's gradient:
             // dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = dy·(1 + γ), dγ = dy·x̂.
-            let (dx, dgamma) = norm::backward(&g, &dyb, &xb, shape, &stats, Some(&gb)).unwrap();
+            let (dx, dgamma) =
+                norm::backward(&g, &dyb, &xb, shape, (&stats.mean, &stats.rstd), Some(&gb))
+                    .unwrap();
             let axes: &[usize] = if instance { &[2, 3] } else { &[0, 2, 3] };
             let r = x
                 .var(axes, false, true)
@@ -551,4 +553,75 @@ fn fused_adam_matches_a_host_reference() {
         step: 1,
     };
     assert!(adam(&gpu, &mut pd, &mut md, &mut vd, &short, step).is_err());
+}
+
+#[test]
+fn norm_stats_modulate_and_backward_match_cpu() {
+    let Some(dev) = gpu() else { return };
+    let eps = 1e-5;
+    for (dims, seed) in [
+        ([2usize, 5, 12, 12], 200u64),
+        ([3, 4, 7, 9], 210),
+        ([1, 3, 1, 2], 220),
+    ] {
+        let c = dims[1];
+        let x = rand(&dims, seed).affine(1.5, 0.3).unwrap();
+        let map = rand(&dims, seed + 1).mul_scalar(0.3).unwrap();
+        let dy = rand(&dims, seed + 2);
+        let per_channel = rand(&[c], seed + 3);
+        for instance in [true, false] {
+            let name = |what: &str| format!("{what} inst={instance} {dims:?}");
+            check(&name("norm_stats mean"), dev, vec![x.clone()], 1e-5, |t| {
+                t[0].norm_stats(instance, eps).unwrap().0
+            });
+            check(&name("norm_stats rstd"), dev, vec![x.clone()], 1e-4, |t| {
+                t[0].norm_stats(instance, eps).unwrap().1
+            });
+            for kind in 0..3 {
+                let inputs = vec![x.clone(), per_channel.clone(), map.clone()];
+                check(
+                    &name(&format!("norm_modulate {kind}")),
+                    dev,
+                    inputs,
+                    1e-4,
+                    |t| {
+                        let (mean, rstd) = t[0].norm_stats(instance, eps).unwrap();
+                        let m = match kind {
+                            0 => NormModulation::None,
+                            1 => NormModulation::Channel {
+                                gamma: &t[1],
+                                beta: &t[1],
+                            },
+                            _ => NormModulation::Spatial {
+                                gamma: &t[2],
+                                beta: &t[2],
+                            },
+                        };
+                        t[0].norm_modulate(&mean, &rstd, instance, m).unwrap()
+                    },
+                );
+            }
+            for spatial in [false, true] {
+                let inputs = vec![x.clone(), dy.clone(), map.clone()];
+                let backward = |t: &[Tensor]| {
+                    let (mean, rstd) = t[0].norm_stats(instance, eps).unwrap();
+                    let gamma = spatial.then_some(&t[2]);
+                    t[1].norm_backward(&t[0], &mean, &rstd, instance, gamma)
+                        .unwrap()
+                };
+                check(
+                    &name(&format!("norm_backward dx γ={spatial}")),
+                    dev,
+                    inputs.clone(),
+                    1e-3,
+                    |t| backward(t).0,
+                );
+                if spatial {
+                    check(&name("norm_backward dγ"), dev, inputs, 1e-4, |t| {
+                        backward(t).1.unwrap()
+                    });
+                }
+            }
+        }
+    }
 }

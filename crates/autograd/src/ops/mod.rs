@@ -10,10 +10,12 @@ mod elementwise;
 mod layout;
 mod linalg;
 mod maxpool;
+mod norm;
 mod reduce;
 mod spatial;
 
 use crate::{Result, Var};
+pub use norm::Normalized;
 use tessera_tensor::Tensor;
 
 impl Var {

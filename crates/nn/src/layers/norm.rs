@@ -1,11 +1,11 @@
-//! `BatchNorm2d` and `InstanceNorm2d`, like their PyTorch namesakes. Normalization with batch
-//! (or instance) statistics is composed from differentiable ops (mean, centre, biased variance,
-//! rsqrt, scale), so it is twice differentiable.
+//! `BatchNorm2d` and `InstanceNorm2d`, like their PyTorch namesakes. Both run autograd's fused
+//! normalization (`Var::normalize`: one statistics pass and one output pass, the affine map or a
+//! SPADE modulation folded into the output pass), which is differentiable to any order.
 use super::{expect_nchw, layer_error};
 use crate::module::{join, Entry, Module};
 use crate::{Buffer, Param, Result};
 use tessera_autograd::{no_grad, Var};
-use tessera_tensor::{Device, Tensor};
+use tessera_tensor::{Device, NormModulation, Tensor};
 
 /// Settings shared by both norms (PyTorch's `_NormBase` arguments).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,19 +122,50 @@ impl NormState {
         self.training || !self.config.track_running_stats
     }
 
-    /// `y·weight + bias` per channel when affine.
-    fn scale_shift(&self, y: Var) -> Result<Var> {
-        let c = self.config.num_features;
-        match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => Ok(y
-                .mul(&w.var().reshape([1, c, 1, 1])?)?
-                .add(&b.var().reshape([1, c, 1, 1])?)?),
-            _ => Ok(y),
+    /// Normalizes `x` with its own statistics (per channel, or per plane when `instance`) when
+    /// training or not tracking, else with the running ones, then applies `m`; with
+    /// `NormModulation::None` the layer's own affine map (when it has one). A training forward
+    /// blends the statistics into the running ones.
+    fn forward_modulated(&self, x: &Var, instance: bool, m: NormModulation<&Var>) -> Result<Var> {
+        let own = self
+            .weight
+            .as_ref()
+            .zip(self.bias.as_ref())
+            .map(|(w, b)| (w.var(), b.var()));
+        let m = match (m, &own) {
+            (NormModulation::None, Some((gamma, beta))) => NormModulation::Channel { gamma, beta },
+            (m, _) => m,
+        };
+        if !self.uses_input_stats() {
+            let (mean, rstd) = self.running_stats()?;
+            return Ok(x.normalize_with_stats(&mean, &rstd, false, m)?);
         }
+        let out = x.normalize(instance, self.config.eps, m)?;
+        if self.training && self.config.track_running_stats {
+            let d = x.dims();
+            let count = if instance {
+                d[2] * d[3]
+            } else {
+                d[0] * d[2] * d[3]
+            };
+            let c = self.config.num_features;
+            // σ² = 1/rstd² − ε, averaged over the batch for instance statistics.
+            let biased = out.rstd.powf(-2.0)?.add_scalar(-self.config.eps)?;
+            let (mean, biased) = if instance {
+                (out.mean.mean(&[0], false)?, biased.mean(&[0], false)?)
+            } else {
+                (out.mean.clone(), biased)
+            };
+            let unbiased = biased
+                .reshape([c])?
+                .mul_scalar(count as f32 / (count - 1) as f32)?;
+            self.update_running(&mean.reshape([c])?, &unbiased, !instance)?;
+        }
+        Ok(out.output)
     }
 
-    /// Normalization with the running statistics (eval mode).
-    fn normalize_running(&self, x: &Var) -> Result<Var> {
+    /// The running mean and 1/sqrt(running var + ε), as [1, C, 1, 1] (eval mode).
+    fn running_stats(&self) -> Result<(Tensor, Tensor)> {
         let c = self.config.num_features;
         let (Some(rm), Some(rv)) = (&self.running_mean, &self.running_var) else {
             return Err(layer_error(
@@ -142,14 +173,8 @@ impl NormState {
                 "no running statistics to normalize with",
             ));
         };
-        let mean = Var::constant(rm.get().reshape([1, c, 1, 1])?);
-        let inv_std = Var::constant(
-            rv.get()
-                .add_scalar(self.config.eps)?
-                .rsqrt()?
-                .reshape([1, c, 1, 1])?,
-        );
-        Ok(x.sub(&mean)?.mul(&inv_std)?)
+        let rstd = rv.get().add_scalar(self.config.eps)?.rsqrt()?;
+        Ok((rm.get().reshape([1, c, 1, 1])?, rstd.reshape([1, c, 1, 1])?))
     }
 
     /// `running ← (1 − m)·running + m·new` for mean and (unbiased) variance, both [C].
@@ -180,16 +205,6 @@ impl NormState {
             Ok(())
         })
     }
-}
-
-/// `(x − mean) · rsqrt(var + eps)` with the mean and biased variance over `axes` (kept);
-/// also returns the mean and the biased variance.
-fn normalize_with_input_stats(x: &Var, axes: &[usize], eps: f32) -> Result<(Var, Var, Var)> {
-    let mean = x.mean(axes, true)?;
-    let centred = x.sub(&mean)?;
-    let var = centred.sqr()?.mean(axes, true)?;
-    let y = centred.mul(&var.add_scalar(eps)?.rsqrt()?)?;
-    Ok((y, mean, var))
 }
 
 /// The accessors BatchNorm2d and InstanceNorm2d share over their `NormState`.
@@ -249,14 +264,16 @@ impl BatchNorm2d {
     }
 
     pub fn forward(&self, x: &Var) -> Result<Var> {
+        self.forward_modulated(x, NormModulation::None)
+    }
+
+    /// The normalization followed by `m` in place of the layer's own affine map (none, per
+    /// channel, or SPADE's spatial `x̂·(1 + γ) + β`), fused into one output pass.
+    pub fn forward_modulated(&self, x: &Var, m: NormModulation<&Var>) -> Result<Var> {
         let s = &self.state;
         let c = s.config.num_features;
         let [n, _, h, w] = expect_nchw("BatchNorm2d", x, Some(c))?;
-        if !s.uses_input_stats() {
-            return s.scale_shift(s.normalize_running(x)?);
-        }
-        let count = n * h * w;
-        if count <= 1 {
+        if s.uses_input_stats() && n * h * w <= 1 {
             return Err(layer_error(
                 "BatchNorm2d",
                 format!(
@@ -265,15 +282,7 @@ impl BatchNorm2d {
                 ),
             ));
         }
-        let (y, mean, var) = normalize_with_input_stats(x, &[0, 2, 3], s.config.eps)?;
-        if s.training {
-            let unbiased = var
-                .value()
-                .reshape([c])?
-                .mul_scalar(count as f32 / (count - 1) as f32)?;
-            s.update_running(&mean.value().reshape([c])?, &unbiased, true)?;
-        }
-        s.scale_shift(y)
+        s.forward_modulated(x, false, m)
     }
 }
 
@@ -314,14 +323,16 @@ impl InstanceNorm2d {
     norm_accessors!();
 
     pub fn forward(&self, x: &Var) -> Result<Var> {
+        self.forward_modulated(x, NormModulation::None)
+    }
+
+    /// The normalization followed by `m` in place of the layer's own affine map (none, per
+    /// channel, or SPADE's spatial `x̂·(1 + γ) + β`), fused into one output pass.
+    pub fn forward_modulated(&self, x: &Var, m: NormModulation<&Var>) -> Result<Var> {
         let s = &self.state;
         let c = s.config.num_features;
         let [_, _, h, w] = expect_nchw("InstanceNorm2d", x, Some(c))?;
-        if !s.uses_input_stats() {
-            return s.scale_shift(s.normalize_running(x)?);
-        }
-        let count = h * w;
-        if count <= 1 {
+        if s.uses_input_stats() && h * w <= 1 {
             return Err(layer_error(
                 "InstanceNorm2d",
                 format!(
@@ -330,17 +341,7 @@ impl InstanceNorm2d {
                 ),
             ));
         }
-        let (y, mean, var) = normalize_with_input_stats(x, &[2, 3], s.config.eps)?;
-        if s.training && s.config.track_running_stats {
-            let batch_mean = mean.value().mean(&[0], false)?.reshape([c])?;
-            let unbiased = var
-                .value()
-                .mean(&[0], false)?
-                .reshape([c])?
-                .mul_scalar(count as f32 / (count - 1) as f32)?;
-            s.update_running(&batch_mean, &unbiased, false)?;
-        }
-        s.scale_shift(y)
+        s.forward_modulated(x, true, m)
     }
 }
 

@@ -3,7 +3,7 @@ use super::{expect_nchw, layer_error, BatchNorm2d, Conv2d, Conv2dConfig, Instanc
 use crate::module::{join, Entry, Module};
 use crate::{NormConfig, Result};
 use tessera_autograd::Var;
-use tessera_tensor::Rng;
+use tessera_tensor::{NormModulation, Rng};
 
 /// Which parameter-free normalization SPADE applies to its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,13 @@ impl ParamFreeNorm {
         match self {
             ParamFreeNorm::Batch(n) => n.forward(x),
             ParamFreeNorm::Instance(n) => n.forward(x),
+        }
+    }
+    /// The normalization followed by the modulation `m`, fused.
+    pub fn forward_modulated(&self, x: &Var, m: NormModulation<&Var>) -> Result<Var> {
+        match self {
+            ParamFreeNorm::Batch(n) => n.forward_modulated(x, m),
+            ParamFreeNorm::Instance(n) => n.forward_modulated(x, m),
         }
     }
 }
@@ -145,7 +152,6 @@ impl Spade {
                 ),
             ));
         }
-        let normalized = self.param_free_norm.forward(x)?;
         let seg = if [s[2], s[3]] == [h, w] {
             segmap.clone()
         } else {
@@ -154,7 +160,14 @@ impl Spade {
         let actv = self.mlp_shared.forward(&seg)?.relu()?;
         let gamma = self.mlp_gamma.forward(&actv)?;
         let beta = self.mlp_beta.forward(&actv)?;
-        Ok(normalized.mul(&gamma.add_scalar(1.0)?)?.add(&beta)?)
+        // norm(x)·(1 + γ) + β in one fused pass (and one fused backward pass).
+        self.param_free_norm.forward_modulated(
+            x,
+            NormModulation::Spatial {
+                gamma: &gamma,
+                beta: &beta,
+            },
+        )
     }
 }
 

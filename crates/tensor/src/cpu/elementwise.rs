@@ -147,7 +147,7 @@ fn block_broadcast(small: &Shape, out: &Shape) -> Option<(usize, usize)> {
 }
 
 /// Calls `f(j, chunk)` for every run j of `inner` outputs (in parallel for large outputs).
-fn per_block(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(super) fn per_block(out: &mut [f32], inner: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if out.len() >= PAR_MIN {
         out.par_chunks_mut(inner)
             .enumerate()

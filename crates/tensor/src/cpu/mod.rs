@@ -243,16 +243,45 @@ impl BackendStorage for CpuStorage {
             &self.0, shape, in_hw, mode,
         )))
     }
-    fn spade_norm(
+    fn norm_stats(&self, shape: [usize; 4], instance: bool, eps: f32) -> Result<(Self, Self)> {
+        let (mean, rstd) = norm::norm_stats(&self.0, shape, instance, eps);
+        Ok((CpuStorage(mean), CpuStorage(rstd)))
+    }
+    fn norm_modulate(
         &self,
         shape: [usize; 4],
-        gamma: &Self,
-        beta: &Self,
+        mean: &Self,
+        rstd: &Self,
         instance: bool,
-        eps: f32,
+        m: NormModulation<&Self>,
     ) -> Result<Self> {
-        Ok(CpuStorage(norm::spade_norm(
-            &self.0, shape, &gamma.0, &beta.0, instance, eps,
+        Ok(CpuStorage(norm::norm_modulate(
+            &self.0,
+            shape,
+            &mean.0,
+            &rstd.0,
+            instance,
+            m.map(|t| t.0.as_slice()),
         )))
+    }
+    fn norm_backward(
+        &self,
+        x: &Self,
+        shape: [usize; 4],
+        mean: &Self,
+        rstd: &Self,
+        instance: bool,
+        gamma: Option<&Self>,
+    ) -> Result<(Self, Option<Self>)> {
+        let (dx, dgamma) = norm::norm_backward(
+            &self.0,
+            &x.0,
+            shape,
+            &mean.0,
+            &rstd.0,
+            instance,
+            gamma.map(|g| g.0.as_slice()),
+        );
+        Ok((CpuStorage(dx), dgamma.map(CpuStorage)))
     }
 }
