@@ -81,7 +81,9 @@ proptest! {
     #![proptest_config(config(16))]
 
     #[test]
-    fn normalize_first_and_second_order(n in 1usize..=2, c in 1usize..=3, h in 1usize..=3,
+    // Groups of at least 4 values: with 2, x̂ is ±1 and its derivatives blow up as the two
+    // values approach each other, beyond what f32 finite differences can follow.
+    fn normalize_first_and_second_order(n in 1usize..=2, c in 1usize..=3, h in 2usize..=3,
                                         w in 2usize..=3, instance in any::<bool>(),
                                         kind in 0u8..3, seed in any::<u64>()) {
         let all = inputs([n, c, h, w], kind, seed);
