@@ -1,14 +1,12 @@
 //! Building blocks: a convolution with optional spectral norm, and the SPADE residual block.
 use crate::binary_conv::{binary_conv, BinaryMap};
 use crate::error::{shape_error, Result};
-use rayon::prelude::*;
 use std::sync::Arc;
-use tessera_autograd::{is_grad_enabled, Var};
+use tessera_autograd::Var;
 use tessera_nn::{
-    join, Conv2d, Conv2dConfig, Entry, Module, Param, ParamFreeNorm, Spade, SpadeConfig, SpadeNorm,
-    SpectralNorm,
+    join, Conv2d, Conv2dConfig, Entry, Module, Param, Spade, SpadeConfig, SpadeNorm, SpectralNorm,
 };
-use tessera_tensor::{Device, Rng, Storage, Tensor};
+use tessera_tensor::{NormModulation, Rng};
 
 /// The label map as the SPADE layers take it. A constant map of 0s and 1s (one-hot labels and
 /// instance edges) is kept as a [`BinaryMap`], and SPADE's `mlp_shared` convolution of it runs
@@ -71,88 +69,14 @@ pub fn spade_forward(spade: &Spade, x: &Var, seg: &Conditioning) -> Result<Var> 
     let actv = actv.relu()?;
     let gamma = spade.mlp_gamma.forward(&actv)?;
     let beta = spade.mlp_beta.forward(&actv)?;
-    let recording = is_grad_enabled() && [x, &gamma, &beta].iter().any(|v| v.requires_grad());
-    if !recording {
-        if let Some(out) = modulate_in_one_pass(&spade.param_free_norm, x, &gamma, &beta)? {
-            return Ok(out);
-        }
-    }
-    let normalized = spade.param_free_norm.forward(x)?;
-    Ok(normalized.mul(&gamma.add_scalar(1.0)?)?.add(&beta)?)
-}
-
-/// The values of a tensor in host memory, when it has them.
-fn host_slice(t: &Tensor) -> Option<&[f32]> {
-    // Builds with the `cuda` feature add a device variant.
-    #[allow(unreachable_patterns)]
-    match t.storage() {
-        Storage::Cpu(s) => Some(s.as_slice()),
-        _ => None,
-    }
-}
-
-/// `norm(x)·(1 + γ) + β` without a graph, as one pass over the activation instead of five (for
-/// batch norm in eval mode, whose `(x − running_mean)·rsqrt(running_var + eps)` folds in) or
-/// one pass after the norm (otherwise). The same float operations in the same order as the
-/// composite, so the same values. `None` where the tensors are not in host memory.
-fn modulate_in_one_pass(
-    norm: &ParamFreeNorm,
-    x: &Var,
-    gamma: &Var,
-    beta: &Var,
-) -> Result<Option<Var>> {
-    let [n, c, h, w] = match x.dims() {
-        &[n, c, h, w] => [n, c, h, w],
-        _ => return Ok(None),
-    };
-    if gamma.dims() != x.dims() || beta.dims() != x.dims() {
-        return Ok(None);
-    }
-    let running = match norm {
-        ParamFreeNorm::Batch(bn) if !bn.is_training() => bn
-            .running_mean()
-            .zip(bn.running_var())
-            .map(|(m, v)| (m.get(), v.get(), bn.config().eps)),
-        _ => None,
-    };
-    let (base, stats) = match running {
-        Some((mean, var, eps)) => {
-            let inv_std = var.add_scalar(eps)?.rsqrt()?;
-            (x.value().clone(), Some((mean.to_vec()?, inv_std.to_vec()?)))
-        }
-        None => (norm.forward(x)?.value().clone(), None),
-    };
-    let (Some(xs), Some(gs), Some(bs)) = (
-        host_slice(&base),
-        host_slice(gamma.value()),
-        host_slice(beta.value()),
-    ) else {
-        return Ok(None);
-    };
-    let plane = h * w;
-    let mut out = vec![0f32; n * c * plane];
-    out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
-        let range = i * plane..(i + 1) * plane;
-        let (xs, gs, bs) = (&xs[range.clone()], &gs[range.clone()], &bs[range]);
-        match &stats {
-            Some((mean, inv_std)) => {
-                let (m, s) = (mean[i % c], inv_std[i % c]);
-                for (((o, &v), &g), &b) in dst.iter_mut().zip(xs).zip(gs).zip(bs) {
-                    *o = ((v - m) * s) * (g + 1.0) + b;
-                }
-            }
-            None => {
-                for (((o, &v), &g), &b) in dst.iter_mut().zip(xs).zip(gs).zip(bs) {
-                    *o = v * (g + 1.0) + b;
-                }
-            }
-        }
-    });
-    Ok(Some(Var::constant(Tensor::from_vec(
-        out,
-        [n, c, h, w],
-        Device::Cpu,
-    )?)))
+    // norm(x)·(1 + γ) + β as one fused pass (running statistics folded in, in eval mode).
+    Ok(spade.param_free_norm.forward_modulated(
+        x,
+        NormModulation::Spatial {
+            gamma: &gamma,
+            beta: &beta,
+        },
+    )?)
 }
 
 /// LeakyReLU slope of every SPADE network (G, D, E).
