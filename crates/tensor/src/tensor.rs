@@ -1195,6 +1195,26 @@ impl Tensor {
         instance: bool,
         eps: f32,
     ) -> Result<Tensor> {
+        let op = "spade_norm";
+        self.shape.nchw(op)?;
+        for t in [gamma, beta] {
+            self.same_device(op, t)?;
+            if t.shape != self.shape {
+                return Err(Error::mismatch(
+                    op,
+                    &self.shape,
+                    &t.shape,
+                    "gamma and beta must have the input's shape",
+                ));
+            }
+        }
+        if eps.is_nan() || eps <= 0.0 {
+            return Err(Error::invalid(
+                op,
+                &self.shape,
+                format!("eps {eps} must be > 0"),
+            ));
+        }
         let (mean, rstd) = self.norm_stats(instance, eps)?;
         self.norm_modulate(
             &mean,

@@ -9,6 +9,7 @@ mod norm;
 pub mod pool;
 mod reduce;
 mod resample;
+mod sum;
 
 use crate::backend::*;
 use crate::{Result, Shape};

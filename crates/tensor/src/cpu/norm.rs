@@ -54,10 +54,7 @@ pub fn norm_stats(
 ) -> (Vec<f32>, Vec<f32>) {
     let hw = h * w;
     let sums = map_planes(n * c, x.len(), |p| {
-        x[p * hw..][..hw].iter().fold((0f64, 0f64), |(s, ss), &v| {
-            let v = v as f64;
-            (s + v, ss + v * v)
-        })
+        super::sum::sum_and_squares(&x[p * hw..][..hw])
     });
     let count = (if instance { hw } else { n * hw }) as f64;
     per_group(sums, c, instance)
@@ -140,22 +137,13 @@ pub fn norm_backward(
     // Σ g and Σ g·x̂ with g = dy·s; the γ branch is outside the loops so each one vectorizes.
     let sums = map_planes(n * c, x.len(), |p| {
         let (d, src, gm, mu, r) = plane(p);
-        let acc = |(a, b): (f64, f64), (gi, xi): (f32, f32)| {
+        let pair = |gi: f32, xi: f32| {
             let xhat = ((xi - mu) * r) as f64;
-            (a + gi as f64, b + gi as f64 * xhat)
+            (gi as f64, gi as f64 * xhat)
         };
         match gm {
-            Some(gm) => d
-                .iter()
-                .zip(gm)
-                .map(|(&d, &gv)| d * (1.0 + gv))
-                .zip(src.iter().copied())
-                .fold((0.0, 0.0), acc),
-            None => d
-                .iter()
-                .copied()
-                .zip(src.iter().copied())
-                .fold((0.0, 0.0), acc),
+            Some(gm) => super::sum::lane_sums(d, gm, src, |d, gv, xi| pair(d * (1.0 + gv), xi)),
+            None => super::sum::lane_sums(d, src, src, |d, xi, _| pair(d, xi)),
         }
     });
     let count = (if instance { hw } else { n * hw }) as f64;

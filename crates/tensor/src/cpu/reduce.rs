@@ -18,12 +18,7 @@ fn sum_around_block(x: &[f32], dims: &[usize], k0: usize, k1: usize) -> Vec<f32>
     let inner: usize = dims[k1..].iter().product();
     let sum_one = |m: usize| -> f32 {
         (0..outer)
-            .map(|o| {
-                x[(o * mid + m) * inner..][..inner]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>()
-            })
+            .map(|o| super::sum::sum(&x[(o * mid + m) * inner..][..inner]))
             .sum::<f64>() as f32
     };
     if x.len() >= PAR_MIN {
@@ -52,7 +47,7 @@ pub fn reduce(x: &[f32], shape: &Shape, axes: &[usize], op: ReduceOp) -> Vec<f32
     let data: &[f32] = moved.as_deref().unwrap_or(x);
     let reduce_run = |r: &[f32]| -> f32 {
         match op {
-            ReduceOp::Sum => r.iter().map(|&v| v as f64).sum::<f64>() as f32,
+            ReduceOp::Sum => super::sum::sum(r) as f32,
             ReduceOp::Max => {
                 r.iter().copied().fold(
                     f32::NEG_INFINITY,
@@ -67,8 +62,9 @@ pub fn reduce(x: &[f32], shape: &Shape, axes: &[usize], op: ReduceOp) -> Vec<f32
             }
             ReduceOp::Var { unbiased } => {
                 let n = r.len() as f64;
-                let mean = r.iter().map(|&v| v as f64).sum::<f64>() / n;
-                let ss: f64 = r.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
+                let mean = super::sum::sum(r) / n;
+                let ss =
+                    super::sum::lane_sums(r, r, r, |v, _, _| ((v as f64 - mean).powi(2), 0.0)).0;
                 let denom = if unbiased { n - 1.0 } else { n };
                 (ss / denom) as f32
             }
