@@ -1,11 +1,13 @@
 //! Autograd on the GPU: a small critic (conv, LeakyReLU, instance norm as a composite, bilinear
-//! resize, average pooling, max pooling, conv) and a WGAN-GP penalty on its input gradient, so
+//! resize, average pooling, max pooling, fused batch norm, conv) and a WGAN-GP penalty on its input gradient, so
 //! the second-order pass (grad of grad) runs through every backward rule on the device. The GPU
 //! values and gradients must match the CPU backend's. Without a GPU the test prints SKIP.
 #![cfg(feature = "cuda")]
 
 use tessera_autograd::{grad, Var};
-use tessera_tensor::{Conv2dParams, Device, MaxPool2dParams, Pool2dParams, Rng, Tensor};
+use tessera_tensor::{
+    Conv2dParams, Device, MaxPool2dParams, NormModulation, Pool2dParams, Rng, Tensor,
+};
 
 fn gpu() -> Option<Device> {
     if !tessera_cuda::driver_present() || tessera_cuda::device_count() == 0 {
@@ -48,7 +50,11 @@ fn critic_and_penalty(dev: Device) -> Vec<Vec<f32>> {
         })
         .unwrap()
         .max_pool2d(MaxPool2dParams::new(3, 1, 1))
-        .unwrap();
+        .unwrap()
+        // The fused batch norm: fused kernels first order, recorded composite second order.
+        .normalize(false, 1e-5, NormModulation::None)
+        .unwrap()
+        .output;
     let score = h
         .conv2d(&w2, None, Conv2dParams::new(2, 0, 1))
         .unwrap()
