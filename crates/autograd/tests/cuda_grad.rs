@@ -1,7 +1,8 @@
 //! Autograd on the GPU: a small critic (conv, LeakyReLU, instance norm as a composite, bilinear
-//! resize, average pooling, max pooling, fused batch norm, conv) and a WGAN-GP penalty on its input gradient, so
-//! the second-order pass (grad of grad) runs through every backward rule on the device. The GPU
-//! values and gradients must match the CPU backend's. Without a GPU the test prints SKIP.
+//! resize, average pooling, max pooling, fused batch norm, conv) and a WGAN-GP penalty on its
+//! input gradient, so the second-order pass (grad of grad) runs through every backward rule on
+//! the device. The GPU values and gradients must match the CPU backend's. Without a GPU the test
+//! prints SKIP.
 #![cfg(feature = "cuda")]
 
 use tessera_autograd::{grad, Var};
