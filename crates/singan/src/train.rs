@@ -43,7 +43,7 @@ use crate::pyramid::Pyramid;
 use crate::{store, Error, Result};
 use std::ops::ControlFlow;
 use std::path::Path;
-use tessera_autograd::{grad, Var};
+use tessera_autograd::{grad, no_grad, Var};
 use tessera_gan::{mse_loss, singan_gradient_penalty, wgan_generator_loss};
 use tessera_nn::optim::MultiStepLR;
 use tessera_nn::{Adam, AdamConfig, Module, ModuleExt};
@@ -204,11 +204,12 @@ impl ScaleTrainer {
         // The reference's order of critic forwards (its batch-norm statistics depend on it):
         // real, fake, then the penalty's interpolate.
         let d_real = self.critic.forward(&self.real)?.mean_all()?.neg()?;
-        let fake = Var::constant(self.fake(noise, prev)?.value().clone());
+        // The critic step needs the fake's value only: no generator graph is kept.
+        let fake = Var::constant(no_grad(|| self.fake(noise, prev))?.value().clone());
         let d_fake = self.critic.forward(&fake)?.mean_all()?;
         let critic = &self.critic;
         let score = |x: &Var| -> tessera_gan::Result<Var> { Ok(critic.forward(x)?) };
-        let mix = Tensor::full(alpha, [1, 1, 1, 1], Device::Cpu)?;
+        let mix = Tensor::full(alpha, [1, 1, 1, 1], self.real.value().device())?;
         let gp = singan_gradient_penalty(&score, &self.real, &fake, &mix, self.lambda_grad)?;
         let loss = d_real.add(&d_fake)?.add(&gp)?;
         let values = (scalar(&loss)?, scalar(&gp)?);
