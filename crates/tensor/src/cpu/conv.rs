@@ -224,7 +224,7 @@ pub fn conv2d(
     [co, _, kh, kw]: [usize; 4],
     p: Conv2dParams,
 ) -> Vec<f32> {
-    if conv_shifted::applies(p) {
+    if conv_shifted::applies(p, [c, co]) {
         return conv_shifted::conv2d(x, [n, c, h, w], wt, [co, c, kh, kw], p);
     }
     let g = Geometry::new(c, [h, w], [kh, kw], p);
@@ -270,7 +270,7 @@ pub fn conv2d_weight_grad(
     [kh, kw]: [usize; 2],
     p: Conv2dParams,
 ) -> Vec<f32> {
-    if conv_shifted::applies(p) {
+    if conv_shifted::applies(p, [c, co]) {
         return conv_shifted::conv2d_weight_grad(x, [n, c, h, w], gout, [n, co, 0, 0], [kh, kw], p);
     }
     let g = Geometry::new(c, [h, w], [kh, kw], p);

@@ -7,18 +7,23 @@
 //! strided view of the input itself. The wp − wo extra columns of each row are computed and
 //! dropped (≈1–6 % extra work at SinGAN's sizes); im2col's 9× copy of the input disappears.
 use super::conv::{balanced_tile, sum_over_tasks, with_scratch, SharedMut};
+use super::conv_direct::{self, PackedWeights, GRAD_TAPS};
 use super::gemm_f32;
 use super::resample::pad2d;
 use crate::backend::{Conv2dParams, PadMode};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
-/// Whether the shifted scheme is used for a convolution: stride 1 and no padding. With padding it
-/// would first copy the input into a padded buffer and compute wider rows; measured on this
-/// project's CPU (docs/PERF.md), tiled im2col is then as fast or faster (e.g. SPADE's 3×3, pad 1
-/// convs: 128→1024 channels at 16×16 took 2.9 ms by im2col against 5.7 ms shifted).
-pub(super) fn applies(p: Conv2dParams) -> bool {
-    p.stride == [1, 1] && p.padding == [0, 0]
+/// Whether the shifted scheme is used for a convolution of `c` to `co` channels: stride 1, and
+/// either no padding or the direct AVX-512 kernels with at most 128 channels on either side. With
+/// padding the input is first copied into a zero-padded buffer; with `gemm` for the sums that
+/// measured slower than tiled im2col (SPADE's 3×3, pad 1 convs: 128 → 1024 channels at 16×16 took
+/// 2.9 ms by im2col against 5.7 ms shifted), and so it still does with the direct kernels for
+/// SPADE's wide layers (5.8 ms against 10.4 ms on one thread), while at 64 and 128 channels on
+/// 128×128 and 64×64 images the direct kernels take 0.7–0.9 of im2col's time (docs/PERF.md).
+pub(super) fn applies(p: Conv2dParams, [c, co]: [usize; 2]) -> bool {
+    p.stride == [1, 1]
+        && (p.padding == [0, 0] || (c <= 128 && co <= 128 && conv_direct::available()))
 }
 
 struct Wide<'a> {
@@ -34,6 +39,15 @@ struct Wide<'a> {
     /// Wide pixels per tile.
     tile: usize,
     dilation: [usize; 2],
+}
+
+impl Drop for Wide<'_> {
+    /// The padded copy is as large as the input; SinGAN pads the same shapes at every step.
+    fn drop(&mut self) {
+        if let Cow::Owned(buf) = std::mem::take(&mut self.xp) {
+            super::pool::give(buf);
+        }
+    }
 }
 
 impl<'a> Wide<'a> {
@@ -80,6 +94,14 @@ impl<'a> Wide<'a> {
     fn offset(&self, ky: usize, kx: usize) -> usize {
         ky * self.dilation[0] * self.wp + kx * self.dilation[1]
     }
+    /// `offset` of every kernel position, in the weights' (ky, kx) order.
+    fn offsets(&self, [kh, kw]: [usize; 2]) -> Vec<usize> {
+        (0..kh * kw).map(|t| self.offset(t / kw, t % kw)).collect()
+    }
+    /// Image `img` of the padded input.
+    fn image(&self, img: usize) -> &[f32] {
+        &self.xp[img * self.c * self.plane..(img + 1) * self.c * self.plane]
+    }
     /// Visits the valid output pixels of wide pixels q0..q0+len as runs
     /// (offset in tile, output pixel index oy·wo + ox, run length).
     fn for_each_output_run(&self, q0: usize, len: usize, mut f: impl FnMut(usize, usize, usize)) {
@@ -100,42 +122,60 @@ pub fn conv2d(
     x: &[f32],
     shape: [usize; 4],
     wt: &[f32],
+    wshape: [usize; 4],
+    p: Conv2dParams,
+) -> Vec<f32> {
+    conv2d_with(x, shape, wt, wshape, p, conv_direct::available())
+}
+
+/// `conv2d` by `conv_direct`'s kernel (`direct`, which needs AVX-512F) or by kh·kw GEMMs per tile.
+fn conv2d_with(
+    x: &[f32],
+    shape: [usize; 4],
+    wt: &[f32],
     [co, _, kh, kw]: [usize; 4],
     p: Conv2dParams,
+    direct: bool,
 ) -> Vec<f32> {
     let n = shape[0];
     let g = Wide::new(x, shape, [kh, kw], p, co);
     let (c, plane, out_pix, ntiles) = (g.c, g.plane, g.ho * g.wo, g.tiles());
-    let mut out = super::pool::take_zeroed(n * co * out_pix);
+    let mut out = super::pool::take(n * co * out_pix);
     let dst = SharedMut(out.as_mut_ptr());
+    let direct = direct.then(|| PackedWeights::new(wt, co, c, kh * kw));
+    let offsets = g.offsets([kh, kw]);
     (0..n * ntiles).into_par_iter().for_each(|task| {
         let (img, q0) = (task / ntiles, (task % ntiles) * g.tile);
         let len = g.tile.min(g.pixels - q0);
         with_scratch(co * len, |acc| {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let src = &g.xp[img * c * plane + q0 + g.offset(ky, kx)..];
-                    // SAFETY: acc is co × len (as len × co with strides (1, len)); the input view is
-                    // len × c with strides (1, plane), in bounds because the wide pixels end at
-                    // (ho−1)·wp + wo and the largest offset reaches the padded plane's last pixel;
-                    // the weight view wt[:, :, ky, kx]ᵀ is c × co with strides (kh·kw, c·kh·kw).
-                    unsafe {
-                        gemm_f32(
-                            len,
-                            co,
-                            c,
-                            acc.as_mut_ptr(),
-                            1,
-                            len as isize,
-                            ky + kx > 0,
-                            src.as_ptr(),
-                            1,
-                            plane as isize,
-                            wt[ky * kw + kx..].as_ptr(),
-                            (kh * kw) as isize,
-                            (c * kh * kw) as isize,
-                            false,
-                        )
+            if let Some(w) = &direct {
+                conv_direct::forward_tile(w, g.image(img), plane, q0, len, &offsets, acc);
+            } else {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let src = &g.xp[img * c * plane + q0 + g.offset(ky, kx)..];
+                        // SAFETY: acc is co × len (as len × co with strides (1, len)); the input view is
+                        // len × c with strides (1, plane), in bounds because the wide pixels end at
+                        // (ho−1)·wp + wo and the largest offset reaches the padded plane's last pixel;
+                        // the weight view wt[:, :, ky, kx]ᵀ is c × co with strides (kh·kw, c·kh·kw).
+                        unsafe {
+                            gemm_f32(
+                                len,
+                                co,
+                                c,
+                                acc.as_mut_ptr(),
+                                1,
+                                len as isize,
+                                ky + kx > 0,
+                                src.as_ptr(),
+                                1,
+                                plane as isize,
+                                wt[ky * kw + kx..].as_ptr(),
+                                (kh * kw) as isize,
+                                (c * kh * kw) as isize,
+                                false,
+                            )
+                        }
                     }
                 }
             }
@@ -165,8 +205,58 @@ pub fn conv2d_weight_grad(
     [kh, kw]: [usize; 2],
     p: Conv2dParams,
 ) -> Vec<f32> {
-    let n = shape[0];
     let g = Wide::new(x, shape, [kh, kw], p, co);
+    // The direct kernel handles 3×3 kernels. It computes output channels in vectors of 16, and
+    // below that `gemm` measured faster (32 → 3 channels at 25×34: 0.03 ms against 0.11 ms); so
+    // it did above 64 input channels (128 → 128 at 196×196, one thread: 147 ms against 129 ms),
+    // while at 32 and 64 channels the direct kernel takes 0.6 and 0.75 of gemm's time.
+    match <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])) {
+        Ok(offsets) if co >= 16 && g.c <= 64 && conv_direct::available() => {
+            weight_grad_direct(&g, shape[0], gout, co, &offsets)
+        }
+        _ => weight_grad_gemm(&g, shape[0], gout, co, [kh, kw]),
+    }
+}
+
+/// The weight gradient by `conv_direct`'s kernel, accumulated as [c][kh·kw][co rounded up to 16]
+/// so that output channels are contiguous vectors.
+fn weight_grad_direct(
+    g: &Wide,
+    n: usize,
+    gout: &[f32],
+    co: usize,
+    offsets: &[usize; GRAD_TAPS],
+) -> Vec<f32> {
+    let (c, plane, out_pix, ntiles) = (g.c, g.plane, g.ho * g.wo, g.tiles());
+    let cop = conv_direct::padded_channels(co);
+    let summed = sum_over_tasks(n * ntiles, c * GRAD_TAPS * cop, |acc, task| {
+        let (img, q0) = (task / ntiles, (task % ntiles) * g.tile);
+        let len = g.tile.min(g.pixels - q0);
+        with_scratch(len * cop, |gt| {
+            // The output gradient on wide pixels, transposed to pixel-major; zero on the columns
+            // past wo and on the padding channels.
+            gt.fill(0.0);
+            g.for_each_output_run(q0, len, |t, o_pix, run| {
+                for o in 0..co {
+                    let src = &gout[(img * co + o) * out_pix + o_pix..][..run];
+                    for (r, &v) in src.iter().enumerate() {
+                        gt[(t + r) * cop + o] = v;
+                    }
+                }
+            });
+            conv_direct::weight_grad_tile(gt, cop, g.image(img), c, plane, q0, len, offsets, acc);
+        });
+    });
+    let mut out = super::pool::take(co * c * GRAD_TAPS);
+    for (o, dst) in out.chunks_exact_mut(c * GRAD_TAPS).enumerate() {
+        for (it, d) in dst.iter_mut().enumerate() {
+            *d = summed[it * cop + o];
+        }
+    }
+    out
+}
+
+fn weight_grad_gemm(g: &Wide, n: usize, gout: &[f32], co: usize, [kh, kw]: [usize; 2]) -> Vec<f32> {
     let (c, plane, out_pix, ntiles) = (g.c, g.plane, g.ho * g.wo, g.tiles());
     let wlen = co * c * kh * kw;
     let by_position = sum_over_tasks(n * ntiles, wlen, |acc, task| {
@@ -217,4 +307,140 @@ pub fn conv2d_weight_grad(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv_direct::tests::fill;
+    use super::*;
+
+    /// Calls f(output index, weight index, input index) for every product of the stride-1
+    /// convolution's definition; returns the output's height and width.
+    fn for_each_term(
+        [n, c, h, w]: [usize; 4],
+        [co, kh, kw]: [usize; 3],
+        p: Conv2dParams,
+        mut f: impl FnMut(usize, usize, usize),
+    ) -> [usize; 2] {
+        let [ho, wo] = p.output_hw([h, w], [kh, kw]).unwrap();
+        for b in 0..n {
+            for o in 0..co {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let out = ((b * co + o) * ho + oy) * wo + ox;
+                        for i in 0..c {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (oy + ky * p.dilation[0]).checked_sub(p.padding[0]);
+                                    let ix = (ox + kx * p.dilation[1]).checked_sub(p.padding[1]);
+                                    if let (Some(iy), Some(ix)) = (iy, ix) {
+                                        if iy < h && ix < w {
+                                            f(
+                                                out,
+                                                ((o * c + i) * kh + ky) * kw + kx,
+                                                ((b * c + i) * h + iy) * w + ix,
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [ho, wo]
+    }
+
+    /// |got − want| within f32 rounding of the sum of |terms| (the sums run in a different order).
+    fn check(what: &str, got: &[f32], want: &[f64], mag: &[f64]) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (k, ((&g, &w), &m)) in got.iter().zip(want).zip(mag).enumerate() {
+            assert!(
+                (g as f64 - w).abs() <= 1e-6 + 4e-6 * m,
+                "{what}: element {k}: {g} vs {w}"
+            );
+        }
+    }
+
+    /// Forward, input gradient and weight gradient of every variant this module (and the stride-1
+    /// input gradient routed through it) can take, against the definition.
+    fn check_all(shape: [usize; 4], [co, kh, kw]: [usize; 3], p: Conv2dParams, seed: u64) {
+        let [n, c, h, w] = shape;
+        let [ho, wo] = p.output_hw([h, w], [kh, kw]).unwrap();
+        let x = fill(n * c * h * w, seed);
+        let wt = fill(co * c * kh * kw, seed + 1);
+        let gout = fill(n * co * ho * wo, seed + 2);
+        let what = format!("x {shape:?} w {:?} {p:?}", [co, c, kh, kw]);
+        // Each result with the sum of its terms' magnitudes, which bounds its rounding error.
+        let mut y = (vec![0f64; gout.len()], vec![0f64; gout.len()]);
+        let mut dx = (vec![0f64; x.len()], vec![0f64; x.len()]);
+        let mut dw = (vec![0f64; wt.len()], vec![0f64; wt.len()]);
+        for_each_term(shape, [co, kh, kw], p, |o, a, b| {
+            let (wa, xb, g) = (wt[a] as f64, x[b] as f64, gout[o] as f64);
+            y.0[o] += wa * xb;
+            y.1[o] += (wa * xb).abs();
+            dx.0[b] += wa * g;
+            dx.1[b] += (wa * g).abs();
+            dw.0[a] += xb * g;
+            dw.1[a] += (xb * g).abs();
+        });
+        let (y, y_mag) = y;
+        let (dx, dx_mag) = dx;
+        let (dw, dw_mag) = dw;
+
+        let wshape = [co, c, kh, kw];
+        for direct in [false, true] {
+            if direct && !conv_direct::available() {
+                eprintln!("SKIP direct variant: no AVX-512F on this CPU");
+                continue;
+            }
+            let got = conv2d_with(&x, shape, &wt, wshape, p, direct);
+            check(
+                &format!("conv2d (direct {direct}) {what}"),
+                &got,
+                &y,
+                &y_mag,
+            );
+        }
+        let g = Wide::new(&x, shape, [kh, kw], p, co);
+        let got = weight_grad_gemm(&g, n, &gout, co, [kh, kw]);
+        check(&format!("weight grad (gemm) {what}"), &got, &dw, &dw_mag);
+        if let (Ok(offsets), true) = (
+            <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])),
+            conv_direct::available(),
+        ) {
+            let got = weight_grad_direct(&g, n, &gout, co, &offsets);
+            check(&format!("weight grad (direct) {what}"), &got, &dw, &dw_mag);
+        }
+        // The public entry points, whichever variant they pick.
+        let got =
+            super::super::conv::conv2d_input_grad(&gout, [n, co, ho, wo], &wt, wshape, [h, w], p);
+        check(&format!("input grad {what}"), &got, &dx, &dx_mag);
+        let got =
+            super::super::conv::conv2d_weight_grad(&x, shape, &gout, [n, co, 0, 0], [kh, kw], p);
+        check(&format!("weight grad {what}"), &got, &dw, &dw_mag);
+    }
+
+    #[test]
+    fn every_variant_matches_the_definition() {
+        let p = |padding: [usize; 2], dilation: [usize; 2]| Conv2dParams {
+            stride: [1, 1],
+            padding,
+            dilation,
+        };
+        // SinGAN's coarse shape; channel counts that are not multiples of 8, 16 or the 16-channel
+        // input chunks; odd sizes; batch 2; padding (the input gradient always pads) and dilation;
+        // 1×1 and 5×3 kernels (no direct weight gradient); one and three output channels.
+        check_all([1, 32, 35, 35], [32, 3, 3], p([0, 0], [1, 1]), 1);
+        check_all([2, 19, 13, 17], [21, 3, 3], p([1, 1], [1, 1]), 2);
+        check_all([1, 40, 11, 9], [3, 3, 3], p([2, 1], [1, 1]), 3);
+        check_all([1, 70, 9, 12], [17, 3, 3], p([0, 0], [2, 1]), 4);
+        check_all([1, 5, 20, 7], [33, 3, 3], p([1, 2], [1, 2]), 5);
+        check_all([2, 8, 10, 10], [9, 1, 1], p([0, 0], [1, 1]), 6);
+        check_all([1, 6, 12, 9], [20, 5, 3], p([2, 1], [1, 1]), 7);
+        check_all([1, 16, 9, 11], [1, 3, 3], p([0, 0], [1, 1]), 8);
+        // Several tiles per image, tile edges inside output rows.
+        check_all([1, 17, 60, 50], [16, 3, 3], p([1, 1], [1, 1]), 9);
+    }
 }

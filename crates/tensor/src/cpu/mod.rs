@@ -1,5 +1,6 @@
 //! The CPU backend: dense `Vec<f32>` storage, kernels on ndarray, rayon and `gemm`.
 mod conv;
+mod conv_direct;
 mod conv_shifted;
 mod elementwise;
 mod gemm_f32;
