@@ -9,8 +9,7 @@
 use super::conv::{balanced_tile, sum_over_tasks, with_scratch, SharedMut};
 use super::conv_direct::{self, PackedWeights, GRAD_TAPS};
 use super::gemm_f32;
-use super::resample::pad2d;
-use crate::backend::{Conv2dParams, PadMode};
+use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -41,6 +40,35 @@ struct Wide<'a> {
     dilation: [usize; 2],
 }
 
+/// Planes of h × w padded by py rows above and below and px columns on each side, written in
+/// one pass (no zero fill of the whole buffer before the copy).
+fn zero_pad(x: &[f32], [planes, h, w]: [usize; 3], [py, px]: [usize; 2]) -> Vec<f32> {
+    let wp = w + 2 * px;
+    let plane = (h + 2 * py) * wp;
+    let mut out = super::pool::take(planes * plane);
+    let pad_plane = |(dst, src): (&mut [f32], &[f32])| {
+        let (top, rest) = dst.split_at_mut(py * wp);
+        let (middle, bottom) = rest.split_at_mut(h * wp);
+        top.fill(0.0);
+        bottom.fill(0.0);
+        for (row, line) in middle.chunks_exact_mut(wp).zip(src.chunks_exact(w)) {
+            row[..px].fill(0.0);
+            row[px..px + w].copy_from_slice(line);
+            row[px + w..].fill(0.0);
+        }
+    };
+    if out.len() < 1 << 16 {
+        out.chunks_exact_mut(plane)
+            .zip(x.chunks_exact(h * w))
+            .for_each(pad_plane);
+    } else {
+        out.par_chunks_exact_mut(plane)
+            .zip(x.par_chunks_exact(h * w))
+            .for_each(pad_plane);
+    }
+    out
+}
+
 impl Drop for Wide<'_> {
     /// The padded copy is as large as the input; SinGAN pads the same shapes at every step.
     fn drop(&mut self) {
@@ -63,7 +91,7 @@ impl<'a> Wide<'a> {
         let xp = if py == 0 && px == 0 {
             Cow::Borrowed(x)
         } else {
-            Cow::Owned(pad2d(x, [n, c, h, w], [px, px, py, py], PadMode::Zero))
+            Cow::Owned(zero_pad(x, [n * c, h, w], [py, px]))
         };
         let (hp, wp) = (h + 2 * py, w + 2 * px);
         let [ho, wo] = p
@@ -237,10 +265,14 @@ fn weight_grad_direct(
             // past wo and on the padding channels.
             gt.fill(0.0);
             g.for_each_output_run(q0, len, |t, o_pix, run| {
-                for o in 0..co {
-                    let src = &gout[(img * co + o) * out_pix + o_pix..][..run];
-                    for (r, &v) in src.iter().enumerate() {
-                        gt[(t + r) * cop + o] = v;
+                // 16 pixels at a time, so the 16 rows of gt being filled stay in L1.
+                for r0 in (0..run).step_by(16) {
+                    let n = 16.min(run - r0);
+                    for o in 0..co {
+                        let src = &gout[(img * co + o) * out_pix + o_pix + r0..][..n];
+                        for (r, &v) in src.iter().enumerate() {
+                            gt[(t + r0 + r) * cop + o] = v;
+                        }
                     }
                 }
             });
@@ -440,7 +472,8 @@ mod tests {
         check_all([2, 8, 10, 10], [9, 1, 1], p([0, 0], [1, 1]), 6);
         check_all([1, 6, 12, 9], [20, 5, 3], p([2, 1], [1, 1]), 7);
         check_all([1, 16, 9, 11], [1, 3, 3], p([0, 0], [1, 1]), 8);
-        // Several tiles per image, tile edges inside output rows.
-        check_all([1, 17, 60, 50], [16, 3, 3], p([1, 1], [1, 1]), 9);
+        // Several tiles per image, tile edges inside output rows, a padded copy large enough to
+        // be written in parallel.
+        check_all([1, 24, 60, 50], [16, 3, 3], p([1, 1], [1, 1]), 9);
     }
 }
