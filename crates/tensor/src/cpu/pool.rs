@@ -8,8 +8,9 @@
 //! without being cleared.
 //!
 //! Bounded: at most [`capacity_bytes`] are held (default 1 GiB, `TESSERA_CPU_POOL_MB` overrides,
-//! 0 disables); beyond that the least recently returned buffers are freed. Buffers below
-//! [`MIN_LEN`] elements are left to malloc, which handles small sizes well.
+//! 0 disables); beyond that the least recently returned buffers are freed, and so is any buffer
+//! not taken again within `MAX_AGE` later returns. Buffers below `MIN_LEN` elements are left
+//! to malloc, which handles small sizes well.
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -25,12 +26,73 @@ struct Pool {
     next_stamp: u64,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool {
-    free: BTreeMap::new(),
-    order: BTreeMap::new(),
-    held_bytes: 0,
-    next_stamp: 0,
-});
+/// A free buffer not taken again within this many later returns is freed: the shapes of a
+/// finished phase (a SinGAN scale already trained) stop holding memory, while a training loop,
+/// which returns the same shapes every step, keeps its buffers.
+const MAX_AGE: u64 = 1 << 16;
+
+impl Pool {
+    const fn new() -> Self {
+        Pool {
+            free: BTreeMap::new(),
+            order: BTreeMap::new(),
+            held_bytes: 0,
+            next_stamp: 0,
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Option<Vec<f32>> {
+        let list = self.free.get_mut(&len)?;
+        let (stamp, buf) = list.pop()?;
+        if list.is_empty() {
+            self.free.remove(&len);
+        }
+        self.order.remove(&stamp);
+        self.held_bytes -= len * 4;
+        Some(buf)
+    }
+
+    /// Removes the least recently returned buffer.
+    fn evict_oldest(&mut self) -> Option<Vec<f32>> {
+        let (stamp, len) = self.order.pop_first()?;
+        let list = self.free.get_mut(&len).expect("order and free agree");
+        let at = list
+            .iter()
+            .position(|(s, _)| *s == stamp)
+            .expect("stamp is listed");
+        let buf = list.remove(at).1;
+        if list.is_empty() {
+            self.free.remove(&len);
+        }
+        self.held_bytes -= len * 4;
+        Some(buf)
+    }
+
+    /// Keeps `buf` within `cap` bytes; returns the buffers evicted (stale ones, then the oldest
+    /// until `buf` fits).
+    fn give(&mut self, buf: Vec<f32>, cap: usize) -> Vec<Vec<f32>> {
+        let (len, bytes) = (buf.len(), buf.len() * 4);
+        if bytes > cap {
+            return vec![buf];
+        }
+        let mut evicted = Vec::new();
+        while let Some((&oldest, _)) = self.order.first_key_value() {
+            let stale = oldest + MAX_AGE < self.next_stamp;
+            if !stale && self.held_bytes + bytes <= cap {
+                break;
+            }
+            evicted.extend(self.evict_oldest());
+        }
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        self.order.insert(stamp, len);
+        self.free.entry(len).or_default().push((stamp, buf));
+        self.held_bytes += bytes;
+        evicted
+    }
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool::new());
 
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
     // A panic while holding the lock leaves the maps consistent (no partial updates span a
@@ -54,17 +116,9 @@ pub fn capacity_bytes() -> usize {
 /// or zeros): callers must write every element before the buffer is read.
 pub(crate) fn take(len: usize) -> Vec<f32> {
     if len >= MIN_LEN {
-        let mut p = pool();
-        if let Some(list) = p.free.get_mut(&len) {
-            if let Some((stamp, buf)) = list.pop() {
-                if list.is_empty() {
-                    p.free.remove(&len);
-                }
-                p.order.remove(&stamp);
-                p.held_bytes -= len * 4;
-                drop(p);
-                return poison_in_debug(buf);
-            }
+        let reused = pool().take(len);
+        if let Some(buf) = reused {
+            return poison_in_debug(buf);
         }
     }
     vec![0f32; len]
@@ -86,40 +140,14 @@ pub(crate) fn take_zeroed(len: usize) -> Vec<f32> {
     buf
 }
 
-/// Returns a buffer for reuse (or frees it, when small, or when it would not fit the capacity).
+/// Returns a buffer for reuse (or frees it: when small, or when it would not fit the capacity).
 pub(crate) fn give(buf: Vec<f32>) {
-    let len = buf.len();
-    let bytes = len * 4;
-    let cap = capacity_bytes();
     // Only buffers whose allocation is exactly `len` floats are pooled, so that what `take`
     // hands out never carries hidden spare capacity.
-    if len < MIN_LEN || bytes > cap || buf.capacity() != len {
+    if buf.len() < MIN_LEN || buf.capacity() != buf.len() {
         return;
     }
-    let mut evicted = Vec::new();
-    {
-        let mut p = pool();
-        while p.held_bytes + bytes > cap {
-            let Some((stamp, old_len)) = p.order.pop_first() else {
-                break;
-            };
-            let list = p.free.get_mut(&old_len).expect("order and free agree");
-            let at = list
-                .iter()
-                .position(|(s, _)| *s == stamp)
-                .expect("stamp is listed");
-            evicted.push(list.remove(at).1);
-            if list.is_empty() {
-                p.free.remove(&old_len);
-            }
-            p.held_bytes -= old_len * 4;
-        }
-        let stamp = p.next_stamp;
-        p.next_stamp += 1;
-        p.order.insert(stamp, len);
-        p.free.entry(len).or_default().push((stamp, buf));
-        p.held_bytes += bytes;
-    }
+    let evicted = pool().give(buf, capacity_bytes());
     // Freed outside the lock: returning large blocks to the OS can take a while.
     drop(evicted);
 }
@@ -163,5 +191,30 @@ mod tests {
         assert!(zeroed.iter().all(|&v| v == 0.0));
         give(zeroed);
         assert!(held_bytes() <= capacity_bytes());
+    }
+
+    #[test]
+    fn evicts_the_oldest_over_capacity_and_stale_buffers() {
+        let mut p = Pool::new();
+        let cap = 3 * MIN_LEN * 4;
+        for _ in 0..3 {
+            assert!(p.give(vec![0.0; MIN_LEN], cap).is_empty());
+        }
+        assert_eq!(p.held_bytes, cap);
+        // A fourth buffer evicts the oldest; one too big for the capacity is not kept.
+        assert_eq!(p.give(vec![1.0; MIN_LEN], cap).len(), 1);
+        assert_eq!(p.give(vec![0.0; 4 * MIN_LEN], cap).len(), 1);
+        assert_eq!(p.held_bytes, cap);
+        // A size in steady use stays; the others age out.
+        let mut evicted = 0;
+        for _ in 0..MAX_AGE + 2 {
+            let buf = p
+                .take(MIN_LEN + 1)
+                .unwrap_or_else(|| vec![0.0; MIN_LEN + 1]);
+            evicted += p.give(buf, usize::MAX).len();
+        }
+        assert_eq!(evicted, 3);
+        assert_eq!(p.held_bytes, (MIN_LEN + 1) * 4);
+        assert!(p.take(MIN_LEN).is_none());
     }
 }
