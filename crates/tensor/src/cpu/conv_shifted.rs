@@ -234,12 +234,13 @@ pub fn conv2d_weight_grad(
     p: Conv2dParams,
 ) -> Vec<f32> {
     let g = Wide::new(x, shape, [kh, kw], p, co);
-    // The direct kernel handles 3×3 kernels. It computes output channels in vectors of 16, and
-    // below that `gemm` measured faster (32 → 3 channels at 25×34: 0.03 ms against 0.11 ms); so
-    // it did above 64 input channels (128 → 128 at 196×196, one thread: 147 ms against 129 ms),
-    // while at 32 and 64 channels the direct kernel takes 0.6 and 0.75 of gemm's time.
+    // The direct kernel handles 3×3 kernels. It computes output channels in vectors of 16 and
+    // transposes the output gradient first; `gemm` measured faster below 16 output channels
+    // (32 → 3 channels at 25×34: 0.03 ms against 0.11 ms, one thread), below 16 input channels
+    // (3 → 32: 0.042 ms against 0.058 ms) and above 64 (128 → 128 at 196×196: 129 ms against
+    // 147 ms), while at 32 and 64 channels the direct kernel takes 0.6 and 0.7 of gemm's time.
     match <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])) {
-        Ok(offsets) if co >= 16 && g.c <= 64 && conv_direct::available() => {
+        Ok(offsets) if co >= 16 && (16..=64).contains(&g.c) && conv_direct::available() => {
             weight_grad_direct(&g, shape[0], gout, co, &offsets)
         }
         _ => weight_grad_gemm(&g, shape[0], gout, co, [kh, kw]),
