@@ -30,7 +30,9 @@ mod var;
 
 pub use engine::grad;
 pub use tessera_tensor as tensor;
-pub use var::{is_grad_enabled, no_grad, BackwardCtx, BackwardFn, GradModeGuard, Var};
+pub use var::{
+    is_grad_enabled, no_grad, on_worker_thread, BackwardCtx, BackwardFn, GradModeGuard, Var,
+};
 
 /// Errors of autograd: a tensor op failed, or the graph was used inconsistently.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]

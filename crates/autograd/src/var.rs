@@ -111,6 +111,26 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` on one of rayon's worker threads (inline when already on one) with this thread's
+/// recording state, and returns its result.
+///
+/// Every CPU kernel forks its work with rayon. Called from a thread outside rayon's pool (a
+/// program's main thread), each parallel op is handed to the pool while the caller sleeps until
+/// it is done: for small tensors the hand-off costs more than the op. Inside a worker, forks and
+/// joins stay within the pool. The models' training steps and generators wrap themselves in
+/// this; at SinGAN's coarsest scale it halved the wall time of an epoch on a loaded 2-core
+/// machine and removed most of its system time.
+pub fn on_worker_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    let enabled = is_grad_enabled();
+    rayon::scope(|_| {
+        let _guard = GradModeGuard::new(enabled);
+        f()
+    })
+}
+
 impl Var {
     fn node(value: Tensor, requires_grad: bool, grad_fn: Option<GradFn>) -> Var {
         Var(Arc::new(Node {

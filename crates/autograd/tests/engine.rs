@@ -345,3 +345,23 @@ fn shared_subgraphs_survive_dropping_one_consumer() {
     drop(b);
     assert!(watch.upgrade().is_none());
 }
+
+#[test]
+fn on_worker_thread_runs_on_a_rayon_worker_with_the_callers_recording_state() {
+    let x = Var::param(Tensor::ones([300, 300], tessera_tensor::Device::Cpu).unwrap());
+    for enabled in [true, false] {
+        let _mode = GradModeGuard::new(enabled);
+        let (inside, recorded) = tessera_autograd::on_worker_thread(|| {
+            let y = x.mul_scalar(2.0).unwrap();
+            (rayon::current_thread_index().is_some(), y.requires_grad())
+        });
+        assert!(inside);
+        assert_eq!(recorded, enabled, "recording state carried to the worker");
+    }
+    // Nested calls run inline on the same worker.
+    let same = tessera_autograd::on_worker_thread(|| {
+        let outer = rayon::current_thread_index();
+        tessera_autograd::on_worker_thread(|| rayon::current_thread_index() == outer)
+    });
+    assert!(same);
+}

@@ -186,6 +186,17 @@ impl SinGan {
         options: &SampleOptions,
         rng: &mut Rng,
     ) -> Result<Tensor> {
+        // Inside a rayon worker, the kernels' forks skip the hand-off from the calling thread.
+        tessera_autograd::on_worker_thread(|| self.generate_here(start, injected, options, rng))
+    }
+
+    fn generate_here(
+        &self,
+        start: usize,
+        injected: &Tensor,
+        options: &SampleOptions,
+        rng: &mut Rng,
+    ) -> Result<Tensor> {
         self.check_trained("generate", start)?;
         let SampleOptions {
             scale_h,

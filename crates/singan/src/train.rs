@@ -252,15 +252,18 @@ impl ScaleTrainer {
         }
         self.schedule_g.apply(&mut self.opt_g, epoch);
         self.schedule_d.apply(&mut self.opt_d, epoch);
-        let mut losses = Losses::default();
-        for (prev, &alpha) in prevs.iter().zip(alphas) {
-            (losses.d, losses.gp) = self.critic_step(noise, prev, alpha)?;
-        }
-        let prev = &prevs[prevs.len() - 1];
-        for _ in 0..self.g_steps {
-            (losses.g, losses.rec) = self.generator_step(noise, prev)?;
-        }
-        Ok(losses)
+        // Inside a rayon worker, the kernels' forks skip the hand-off from the calling thread.
+        tessera_autograd::on_worker_thread(|| {
+            let mut losses = Losses::default();
+            for (prev, &alpha) in prevs.iter().zip(alphas) {
+                (losses.d, losses.gp) = self.critic_step(noise, prev, alpha)?;
+            }
+            let prev = &prevs[prevs.len() - 1];
+            for _ in 0..self.g_steps {
+                (losses.g, losses.rec) = self.generator_step(noise, prev)?;
+            }
+            Ok(losses)
+        })
     }
 }
 

@@ -116,6 +116,11 @@ impl SpadeGenerator {
     /// `seg` [N, semantic_nc, H, W] (the full-resolution conditioning tensor) and, in VAE mode,
     /// `z` [N, z_dim] → the image [N, 3, sh·2^k, sw·2^k] in [−1, 1].
     pub fn forward(&self, seg: &Var, z: Option<&Var>) -> Result<Var> {
+        // Inside a rayon worker, the kernels' forks skip the hand-off from the calling thread.
+        tessera_autograd::on_worker_thread(|| self.forward_here(seg, z))
+    }
+
+    fn forward_here(&self, seg: &Var, z: Option<&Var>) -> Result<Var> {
         let c = &self.config;
         let d = seg.dims();
         if d.len() != 4 || d[1] != c.semantic_nc() || d[2] == 0 || d[3] == 0 {

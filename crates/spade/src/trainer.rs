@@ -307,6 +307,11 @@ impl Trainer {
 
     /// One generator (and encoder) update: hinge + feature matching + VGG (if given) + KL (VAE).
     pub fn generator_step(&mut self, batch: &Batch) -> Result<GeneratorStep> {
+        // Inside a rayon worker, the kernels' forks skip the hand-off from the calling thread.
+        tessera_autograd::on_worker_thread(|| self.generator_step_here(batch))
+    }
+
+    fn generator_step_here(&mut self, batch: &Batch) -> Result<GeneratorStep> {
         self.check_batch(batch)?;
         let seg = Var::constant(batch.semantics.clone());
         let real = Var::constant(batch.image.clone());
@@ -357,6 +362,10 @@ impl Trainer {
 
     /// One discriminator update on a freshly generated (detached) fake.
     pub fn discriminator_step(&mut self, batch: &Batch) -> Result<DiscriminatorStep> {
+        tessera_autograd::on_worker_thread(|| self.discriminator_step_here(batch))
+    }
+
+    fn discriminator_step_here(&mut self, batch: &Batch) -> Result<DiscriminatorStep> {
         self.check_batch(batch)?;
         let seg = Var::constant(batch.semantics.clone());
         let real = Var::constant(batch.image.clone());
