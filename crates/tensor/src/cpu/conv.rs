@@ -179,29 +179,35 @@ pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     })
 }
 
-/// Runs `tasks` in parallel, each adding into a zeroed accumulator of `len` floats private to
-/// its rayon job, and returns the sum of the accumulators (how weight gradients reduce over tiles).
+/// Runs `tasks` in parallel and returns the sum of what they add (how weight gradients reduce
+/// over tiles). The tasks are cut into one contiguous group per thread; each group adds its
+/// tasks in order into its own zeroed accumulator, and the accumulators are summed in group
+/// order. The grouping depends only on the task and thread counts, never on which thread stole
+/// what, so results are reproducible run to run (rayon's adaptive `fold` is not).
 pub(super) fn sum_over_tasks(
     tasks: usize,
     len: usize,
     add: impl Fn(&mut [f32], usize) + Sync,
 ) -> Vec<f32> {
-    (0..tasks)
+    let groups = rayon::current_num_threads().clamp(1, tasks.max(1));
+    let per_group = tasks.div_ceil(groups).max(1);
+    let partial: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
-        .fold(
-            || vec![0f32; len],
-            |mut acc, task| {
+        .map(|g| {
+            let mut acc = super::pool::take_zeroed(len);
+            for task in g * per_group..((g + 1) * per_group).min(tasks) {
                 add(&mut acc, task);
-                acc
-            },
-        )
-        .reduce(
-            || vec![0f32; len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+            }
+            acc
+        })
+        .collect();
+    let mut parts = partial.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0f32; len]);
+    for part in parts {
+        total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+        super::pool::give(part);
+    }
+    total
 }
 
 /// A pointer shared by rayon tasks that write disjoint parts of one buffer.
