@@ -3,11 +3,11 @@
 //! from the input instead of through kh·kw calls to a general GEMM (which re-packs the same input
 //! rows and weight slices for every call; perf showed that packing at 15–20 % of a SinGAN epoch).
 //!
-//! Both kernels vectorize along wide pixels (16 per register) and keep a block of accumulators in
-//! the 32 zmm registers for a whole reduction: the forward kernel 8 output channels × 48 pixels
-//! (weights broadcast), the weight gradient 3 output channels × 9 kernel positions of one input
-//! channel (summed across lanes at the end). Used only when the CPU has AVX-512F (checked at run
-//! time); otherwise `conv_shifted` keeps its GEMM path.
+//! Both kernels keep a block of accumulators in the 32 zmm registers for a whole reduction: the
+//! forward kernel 8 output channels × 48 wide pixels (vectors along pixels, weights broadcast),
+//! the weight gradient 48 output channels × 9 kernel positions of one input channel (vectors
+//! along output channels of a pixel-major output gradient, input pixels broadcast). Used only
+//! when the CPU has AVX-512F (checked at run time); otherwise `conv_shifted` keeps its GEMM path.
 
 /// Output channels per forward register block.
 const OUT_BLOCK: usize = 8;
@@ -195,6 +195,8 @@ mod avx512 {
             ];
             let full = j0 + PIX_BLOCK <= len;
             let rows = OUT_BLOCK.min(co - blk * OUT_BLOCK);
+            // SAFETY (the three offsets): blk < co/8 rounded up, j0 < len, i0 < c, so each
+            // pointer stays inside acc (co·len floats), the image and the packed weights.
             let args = Block {
                 acc: unsafe { acc.add(blk * OUT_BLOCK * len + j0) },
                 acc_stride: len,
@@ -366,6 +368,8 @@ mod avx512 {
                             prefetch_row(x.wrapping_add(i * plane + j0 + GRAD_PIX + last_off));
                             prefetch_row(x.wrapping_add(i * plane + j0 + GRAD_PIX + 64 + last_off));
                         }
+                        // SAFETY (the three offsets): j0 < len, v0 < cop/16 and i < c keep them
+                        // inside gt (len·cop floats), the image and acc (c·9·cop floats).
                         let args = GradBlock {
                             gt: unsafe { gt.add(j0 * cop + v0 * 16) },
                             cop,
