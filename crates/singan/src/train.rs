@@ -204,8 +204,9 @@ impl ScaleTrainer {
         // The reference's order of critic forwards (its batch-norm statistics depend on it):
         // real, fake, then the penalty's interpolate.
         let d_real = self.critic.forward(&self.real)?.mean_all()?.neg()?;
-        // The critic step needs the fake's value only: no generator graph is kept.
-        let fake = Var::constant(no_grad(|| self.fake(noise, prev))?.value().clone());
+        // The critic step needs the fake's value only: computed without recording, it is a
+        // constant and no generator graph is kept.
+        let fake = no_grad(|| self.fake(noise, prev))?;
         let d_fake = self.critic.forward(&fake)?.mean_all()?;
         let critic = &self.critic;
         let score = |x: &Var| -> tessera_gan::Result<Var> { Ok(critic.forward(x)?) };
