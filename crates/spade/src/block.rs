@@ -1,16 +1,16 @@
 //! Building blocks: a convolution with optional spectral norm, and the SPADE residual block.
-use crate::binary_conv::{binary_conv, BinaryMap};
 use crate::error::{shape_error, Result};
 use std::sync::Arc;
 use tessera_autograd::Var;
 use tessera_nn::{
-    join, Conv2d, Conv2dConfig, Entry, Module, Param, Spade, SpadeConfig, SpadeNorm, SpectralNorm,
+    join, BinaryMap, Conv2d, Conv2dConfig, Entry, Module, Spade, SpadeConfig, SpadeNorm,
+    SpectralNorm,
 };
-use tessera_tensor::{NormModulation, Rng};
+use tessera_tensor::Rng;
 
 /// The label map as the SPADE layers take it. A constant map of 0s and 1s (one-hot labels and
 /// instance edges) is kept as a [`BinaryMap`], and SPADE's `mlp_shared` convolution of it runs
-/// as a lookup ([`binary_conv`]) instead of a GEMM over every label channel; anything else (a
+/// as a lookup (`tessera_nn::binary_conv`) instead of a GEMM over every label channel; anything else (a
 /// map that needs a gradient, soft labels) stays dense.
 #[derive(Clone, Debug)]
 pub enum Conditioning {
@@ -47,36 +47,7 @@ pub fn spade_forward(spade: &Spade, x: &Var, seg: &Conditioning) -> Result<Var> 
         Conditioning::Dense(seg) => return Ok(spade.forward(x, seg)?),
         Conditioning::Binary(map) => map,
     };
-    let d = x.dims();
-    if d.len() != 4 || d[0] != map.n || d[2..] != [map.h, map.w] {
-        return Err(shape_error(
-            "SPADE",
-            format!(
-                "input {} and label map [{}, {}, {}, {}] differ in batch or size",
-                x.shape(),
-                map.n,
-                map.channels,
-                map.h,
-                map.w
-            ),
-        ));
-    }
-    let shared = &spade.mlp_shared;
-    let mut actv = binary_conv(map, &shared.weight.var())?;
-    if let Some(b) = shared.bias.as_ref().map(Param::var) {
-        actv = actv.add(&b.reshape([1, b.dims()[0], 1, 1])?)?;
-    }
-    let actv = actv.relu()?;
-    let gamma = spade.mlp_gamma.forward(&actv)?;
-    let beta = spade.mlp_beta.forward(&actv)?;
-    // norm(x)·(1 + γ) + β as one fused pass (running statistics folded in, in eval mode).
-    Ok(spade.param_free_norm.forward_modulated(
-        x,
-        NormModulation::Spatial {
-            gamma: &gamma,
-            beta: &beta,
-        },
-    )?)
+    Ok(spade.forward_binary(x, map)?)
 }
 
 /// LeakyReLU slope of every SPADE network (G, D, E).

@@ -35,8 +35,7 @@
 //! * **Encoder** for crops below 256: input resized to 128 and five layers (the reference's
 //!   encoder breaks there); 256 and six layers otherwise, as the reference.
 //! * **Speed.** SPADE's `mlp_shared` convolution of a one-hot map runs as a lookup
-//!   ([`binary_conv`]), with the same result as the dense convolution.
-pub mod binary_conv;
+//!   (`tessera_nn::binary_conv`), with the same result as the dense convolution.
 pub mod block;
 pub mod config;
 pub mod data;
@@ -50,7 +49,6 @@ pub mod semantic;
 pub mod trainer;
 pub mod weights;
 
-pub use binary_conv::BinaryMap;
 pub use block::{BlockConfig, Conditioning, MaybeSpectralConv, SpadeResnetBlock};
 pub use config::{GeneratorNorm, ModelConfig, UpsamplingLayers};
 pub use discriminator::{MultiscaleDiscriminator, NLayerDiscriminator, ScaleOutputs};
@@ -59,5 +57,6 @@ pub use error::{Error, Result};
 pub use generator::{GeneratorInput, SpadeGenerator};
 pub use init::{count_params, init_xavier, INIT_GAIN};
 pub use semantic::{instance_edges, semantic_input, IdMap, UNKNOWN_LABEL_VALUE};
+pub use tessera_nn::BinaryMap;
 pub use trainer::{Batch, DiscriminatorStep, GeneratorStep, TrainConfig, Trainer};
 pub use weights::{load_generator, save_generator};

@@ -1,7 +1,9 @@
 //! `Spade`: spatially-adaptive normalization (Park et al. 2019, the SPADE layer of GauGAN).
 use super::{expect_nchw, layer_error, BatchNorm2d, Conv2d, Conv2dConfig, InstanceNorm2d};
+use crate::binary_conv::{binary_conv, BinaryMap};
 use crate::module::{join, Entry, Module};
-use crate::{NormConfig, Result};
+use crate::{NormConfig, Param, Result};
+use std::sync::Arc;
 use tessera_autograd::Var;
 use tessera_tensor::{NormModulation, Rng};
 
@@ -96,6 +98,11 @@ impl Module for ParamFreeNorm {
 /// `param_free_norm.running_var`, `param_free_norm.num_batches_tracked` (batch norm only),
 /// `mlp_shared.0.weight`, `mlp_shared.0.bias`, `mlp_gamma.weight`, `mlp_gamma.bias`,
 /// `mlp_beta.weight`, `mlp_beta.bias`.
+///
+/// A label map of exact 0s and 1s that needs no gradient (one-hot labels, instance edges) is
+/// convolved by `mlp_shared` as a lookup ([`binary_conv`]): the same result as the dense
+/// convolution for `k²·active·hidden` additions per pixel instead of `k²·label_nc·hidden`
+/// multiply-adds, and a weight gradient by scatter instead of a GEMM.
 #[derive(Debug)]
 pub struct Spade {
     pub config: SpadeConfig,
@@ -157,10 +164,47 @@ impl Spade {
         } else {
             segmap.upsample_nearest2d([h, w])?
         };
+        if !seg.requires_grad() {
+            if let Some(map) = BinaryMap::from_dense(seg.value())? {
+                return self.forward_binary(x, &Arc::new(map));
+            }
+        }
         let actv = self.mlp_shared.forward(&seg)?.relu()?;
-        let gamma = self.mlp_gamma.forward(&actv)?;
-        let beta = self.mlp_beta.forward(&actv)?;
-        // norm(x)·(1 + γ) + β in one fused pass (and one fused backward pass).
+        self.modulate(x, &actv)
+    }
+
+    /// `forward` for a binary label map already at x's size (kept as a [`BinaryMap`] by callers
+    /// that reuse one map across layers): `mlp_shared` runs as a lookup.
+    pub fn forward_binary(&self, x: &Var, map: &Arc<BinaryMap>) -> Result<Var> {
+        let c = &self.config;
+        let [n, _, h, w] = expect_nchw("SPADE", x, Some(c.norm_nc))?;
+        if (map.n, map.channels, map.h, map.w) != (n, c.label_nc, h, w) {
+            return Err(layer_error(
+                "SPADE",
+                format!(
+                    "expected a label map [{n}, {}, {h}, {w}] for the input {}, got [{}, {}, {}, {}]",
+                    c.label_nc,
+                    x.shape(),
+                    map.n,
+                    map.channels,
+                    map.h,
+                    map.w
+                ),
+            ));
+        }
+        let shared = &self.mlp_shared;
+        let mut actv = binary_conv(map, &shared.weight.var())?;
+        if let Some(b) = shared.bias.as_ref().map(Param::var) {
+            actv = actv.add(&b.reshape([1, b.dims()[0], 1, 1])?)?;
+        }
+        self.modulate(x, &actv.relu()?)
+    }
+
+    /// norm(x)·(1 + γ(actv)) + β(actv), the normalization and modulation in one fused pass
+    /// (and one fused backward pass).
+    fn modulate(&self, x: &Var, actv: &Var) -> Result<Var> {
+        let gamma = self.mlp_gamma.forward(actv)?;
+        let beta = self.mlp_beta.forward(actv)?;
         self.param_free_norm.forward_modulated(
             x,
             NormModulation::Spatial {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use tessera_autograd::gradcheck::{check_grad, check_grad_grad, GradcheckConfig};
 use tessera_autograd::{grad, Var};
-use tessera_spade::binary_conv::{binary_conv, binary_conv_adjoint, BinaryMap};
+use tessera_nn::binary_conv::{binary_conv, binary_conv_adjoint, BinaryMap};
+use tessera_nn::{ModuleExt, Spade, SpadeConfig, SpadeNorm};
 use tessera_tensor::{Conv2dParams, Device, Rng, Tensor};
 
 /// One-hot labels of `classes` channels plus a sparse binary extra channel.
@@ -14,7 +15,7 @@ fn binary_map(n: usize, classes: usize, h: usize, w: usize, rng: &mut Rng) -> Te
         for p in 0..h * w {
             let label = (rng.next_u64() % classes as u64) as usize;
             v[(img * c + label) * h * w + p] = 1.0;
-            if rng.next_u64() % 5 == 0 {
+            if rng.next_u64().is_multiple_of(5) {
                 v[(img * c + classes) * h * w + p] = 1.0;
             }
         }
@@ -97,4 +98,30 @@ fn gradients_match_finite_differences_to_second_order() {
     let r1 = check_grad(adj, std::slice::from_ref(&g), &cfg).unwrap();
     let r2 = check_grad_grad(adj, std::slice::from_ref(&g), &cfg).unwrap();
     assert!(r1.checked > 0 && r2.checked >= r1.checked, "{r1:?} {r2:?}");
+}
+
+/// The SPADE layer takes the lookup for a constant binary label map and the dense convolution for
+/// the same map when it needs a gradient: outputs and parameter gradients agree.
+#[test]
+fn spade_layer_gives_the_same_result_by_lookup_and_by_the_dense_convolution() {
+    let mut rng = Rng::seed(3);
+    let layer = Spade::new(SpadeConfig::new(4, 7, SpadeNorm::Batch).hidden(5), &mut rng).unwrap();
+    let seg = binary_map(2, 6, 10, 8, &mut rng);
+    let x = Var::param(Tensor::randn([2, 4, 5, 4], 0.0, 1.0, &mut rng, Device::Cpu).unwrap());
+    let g = Var::constant(Tensor::randn([2, 4, 5, 4], 0.0, 1.0, &mut rng, Device::Cpu).unwrap());
+    let params: Vec<Var> = layer.params().iter().map(|p| p.var()).collect();
+    let mut wrt: Vec<&Var> = params.iter().collect();
+    wrt.push(&x);
+    let run = |seg: &Var| {
+        let y = layer.forward(&x, seg).unwrap();
+        let grads = grad(&[&y], &wrt, Some(std::slice::from_ref(&g)), false).unwrap();
+        (y, grads)
+    };
+    // The constant map takes the lookup, the one that needs a gradient the dense convolution.
+    let (fast, fast_grads) = run(&Var::constant(seg.clone()));
+    let (slow, slow_grads) = run(&Var::param(seg));
+    assert!(max_diff(fast.value(), slow.value()) < 1e-5);
+    for (a, b) in fast_grads.iter().zip(&slow_grads) {
+        assert!(max_diff(a.value(), b.value()) < 1e-4);
+    }
 }

@@ -16,12 +16,15 @@
 use rayon::prelude::*;
 use std::sync::Arc;
 use tessera_autograd::{Result, Var};
-use tessera_tensor::{Device, Error, Shape, Tensor};
+use tessera_tensor::{Device, Error, Shape, Storage, Tensor};
 
 /// At most this many active channels per pixel on average, or the dense path is cheaper.
 const MAX_MEAN_ACTIVE: usize = 4;
-/// Row blocks of the weight gradient, summed separately and then in order.
+/// At most this many row blocks of the weight gradient, summed separately and then in order.
 const ADJOINT_PARTS: usize = 16;
+/// Pixels per row block at least: each block zeroes and sums a whole weight-sized buffer, which
+/// at ADE20K's 151 labels (174K floats) outweighs the lookups of fewer pixels.
+const ADJOINT_MIN_PIXELS: usize = 1024;
 
 /// A binary [N, C, H, W] map stored as the list of active channels of every pixel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,12 +43,13 @@ impl BinaryMap {
     /// channels are active per pixel (`None` otherwise).
     pub fn from_dense(t: &Tensor) -> crate::Result<Option<BinaryMap>> {
         let d = t.dims();
-        if d.len() != 4 || d[1] > u16::MAX as usize || t.device() != Device::Cpu {
-            return Ok(None);
-        }
+        // Read in place: a one-hot map at 256² and 151 labels is 40 MB.
+        let values = match t.storage() {
+            Storage::Cpu(s) if d.len() == 4 && d[1] <= u16::MAX as usize => s.as_slice(),
+            _ => return Ok(None),
+        };
         let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
         let plane = h * w;
-        let values = t.to_vec()?;
         let mut offsets = Vec::with_capacity(n * plane + 1);
         let mut active = Vec::with_capacity(n * plane);
         offsets.push(0u32);
@@ -147,7 +151,8 @@ fn transpose(src: &[f32], batches: usize, rows: usize, cols: usize) -> Vec<f32> 
 
 /// The (padding, kernel, output channels) of a square odd weight [C_out, C, k, k] for `map`.
 fn weight_dims(map: &BinaryMap, dims: &[usize]) -> Result<(usize, usize, usize)> {
-    if dims.len() != 4 || dims[1] != map.channels || dims[2] != dims[3] || dims[2] % 2 == 0 {
+    if dims.len() != 4 || dims[1] != map.channels || dims[2] != dims[3] || dims[2].is_multiple_of(2)
+    {
         return Err(invalid(
             "binary_conv",
             dims,
@@ -212,10 +217,13 @@ fn adjoint_kernel(map: &BinaryMap, grad: &Tensor, kernel: usize) -> Result<Tenso
     let (h, w) = (map.h, map.w);
     let g = transpose(&grad.to_vec()?, map.n, cout, h * w);
     let size = map.channels * k * k * cout;
-    // A fixed partition of the rows, each summed into its own [C, k, k, C_out] buffer, and the
-    // buffers added in order: the result does not depend on the thread count or scheduling.
+    // A partition of the rows fixed by the map's size, each part summed into its own
+    // [C, k, k, C_out] buffer, and the buffers added in order: the result does not depend on the
+    // thread count or scheduling.
     let rows = map.n * h;
-    let parts = rows.min(ADJOINT_PARTS);
+    let parts = rows
+        .min(ADJOINT_PARTS)
+        .min((rows * w / ADJOINT_MIN_PIXELS).max(1));
     let partials: Vec<Vec<f32>> = (0..parts)
         .into_par_iter()
         .map(|part| {
