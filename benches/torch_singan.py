@@ -2,7 +2,12 @@
 (-mean D(real) + mean D(fake) + 0.1 * per-pixel gradient penalty, Adam step) and 3 generator steps
 (-mean D(G(z)) + 10 * MSE reconstruction, Adam step; the fake regenerated at each step, as tessera
 does), with the reference's per-scale networks built from torch.nn, at (width 32, 25x34),
-(64, 69x91), (128, 145x193). 2 threads (torch_timing)."""
+(64, 69x91), (128, 145x193). 2 threads (torch_timing).
+
+With --cuda: the same epochs on the GPU in FP32 (TF32 off, as tessera's kernels), ids
+singan_epoch_gpu/..., the GPU synchronized at the end of each timed epoch."""
+import sys
+
 import torch
 import torch.nn as nn
 
@@ -37,13 +42,20 @@ def penalty(D, real, fake, alpha):
     return ((g.norm(2, dim=1) - 1) ** 2).mean() * 0.1
 
 
+CUDA = "--cuda" in sys.argv
+
+
 def main():
+    device = torch.device("cuda" if CUDA else "cpu")
+    if CUDA:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     for width, h, w in [(32, 25, 34), (64, 69, 91), (128, 145, 193)]:
-        G, D = Generator(width), critic(width)
+        G, D = Generator(width).to(device), critic(width).to(device)
         opt_g = torch.optim.Adam(G.parameters(), lr=5e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(D.parameters(), lr=5e-4, betas=(0.5, 0.999))
-        padded = lambda: nn.functional.pad(torch.rand(1, 3, h, w) * 2 - 1, [PAD] * 4)
-        real = torch.rand(1, 3, h, w) * 2 - 1
+        padded = lambda: nn.functional.pad(torch.rand(1, 3, h, w) * 2 - 1, [PAD] * 4).to(device)
+        real = (torch.rand(1, 3, h, w) * 2 - 1).to(device)
         noise, z_prev = padded(), padded()
         prevs = [padded() for _ in range(3)]
         z_opt = torch.zeros_like(z_prev)
@@ -63,10 +75,12 @@ def main():
                 err = err + 10 * nn.functional.mse_loss(G(amp * z_opt + z_prev, z_prev), real)
                 err.backward()
                 opt_g.step()
+            if CUDA:
+                torch.cuda.synchronize()
 
-        big = h * w > 20000
+        big = h * w > 20000 and not CUDA
         times = timeit(epoch, min_time=(0.5 if QUICK else 3.0) * (4 if big else 1), warmup=1 if big else 3)
-        report(f"singan_epoch/w{width}_{h}x{w}", times)
+        report(f"singan_epoch{'_gpu' if CUDA else ''}/w{width}_{h}x{w}", times)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 //!   name is given), then each matching `benches/torch_NAME.py` timing the same work with PyTorch in the
 //!   same run, then a table of ratios (ours / PyTorch).
 //! - `gpu-bundle`: builds, in release and with the `cuda` feature, the CUDA test binaries, the kernel
-//!   benchmark, the `spade_norm` criterion bench and the scripts that run them into `gpu-bundle/` (ignored by git), to be carried to a
+//!   benchmark, the `spade_norm` and `singan` criterion benches and the scripts that run them into `gpu-bundle/` (ignored by git), to be carried to a
 //!   GPU machine that has no Rust toolchain and run there with `gpu-bundle/run.sh` (docs/GPU.md).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,12 +92,16 @@ fn ci() -> Result<(), String> {
             "tessera-tensor",
             "-p",
             "tessera-autograd",
+            "-p",
+            "tessera-tests",
             "--features",
-            "tessera-tensor/cuda,tessera-autograd/cuda",
+            "tessera-tensor/cuda,tessera-autograd/cuda,tessera-tests/cuda",
             "--test",
             "cuda_backend",
             "--test",
             "cuda_grad",
+            "--test",
+            "cuda_training",
             // Without a GPU these tests pass after printing SKIP: show that line in the log.
             "--",
             "--nocapture",
@@ -306,7 +310,12 @@ fn bench(quick: bool, names: &[&str]) -> Result<(), String> {
 }
 
 /// The test targets the GPU bundle runs: every test that exercises the CUDA backend.
-const GPU_TESTS: [&str; 3] = ["cuda_backend", "cuda_grad", "kernels_compile"];
+const GPU_TESTS: [&str; 4] = [
+    "cuda_backend",
+    "cuda_grad",
+    "cuda_training",
+    "kernels_compile",
+];
 
 /// Paths of the executables cargo reports building (`--message-format=json` output), keyed by
 /// target name. Read without a JSON dependency: cargo escapes nothing in plain Unix paths.
@@ -353,7 +362,7 @@ fn copy_into(src: &Path, dir: &Path, name: &str) -> Result<(), String> {
 }
 
 fn gpu_bundle() -> Result<(), String> {
-    let features = "tessera-tensor/cuda,tessera-autograd/cuda";
+    let features = "tessera-tensor/cuda,tessera-autograd/cuda,tessera-tests/cuda";
     let mut test_args = vec![
         "test",
         "--release",
@@ -365,6 +374,8 @@ fn gpu_bundle() -> Result<(), String> {
         "tessera-autograd",
         "-p",
         "tessera-cuda",
+        "-p",
+        "tessera-tests",
         "--features",
         features,
     ];
@@ -391,6 +402,8 @@ fn gpu_bundle() -> Result<(), String> {
         "cuda",
         "--bench",
         "spade_norm",
+        "--bench",
+        "singan",
     ])?);
     let bundle = root().join("gpu-bundle");
     if bundle.exists() {
@@ -413,11 +426,17 @@ fn gpu_bundle() -> Result<(), String> {
         .find(|(n, _)| n == "spade_norm")
         .ok_or("cargo built no spade_norm bench")?;
     copy_into(exe, &bundle.join("bin"), "spade_norm")?;
+    let (_, exe) = criterion
+        .iter()
+        .find(|(n, _)| n == "singan")
+        .ok_or("cargo built no singan bench")?;
+    copy_into(exe, &bundle.join("bin"), "singan")?;
     for (src, name) in [
         ("crates/cuda/gpu/run.sh", "run.sh"),
         ("crates/cuda/gpu/report.py", "report.py"),
         ("benches/torch_gpu_kernels.py", "torch_gpu_kernels.py"),
         ("benches/torch_spade_norm.py", "torch_spade_norm.py"),
+        ("benches/torch_singan.py", "torch_singan.py"),
         ("benches/torch_timing.py", "torch_timing.py"),
     ] {
         copy_into(&root().join(src), &bundle, name)?;

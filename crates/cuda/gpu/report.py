@@ -75,10 +75,21 @@ for ident, row in ours.items():
     ]
     print("| " + " | ".join(cells) + " |")
 
+def criterion_times(text):
+    """{id: "median unit"} from criterion's "id time: [low unit median unit high unit]" lines."""
+    return {m.group(1): m.group(3) + " " + m.group(4)
+            for m in re.finditer(r"^(\S+)\s+time:\s+\[(\S+ \S+) (\S+) (\S+) (\S+ \S+)\]",
+                                 text, flags=re.M)}
+
+
+def ms(value):
+    """Milliseconds of a criterion "number unit" string."""
+    number, unit = value.split()
+    return float(number) * {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
 # The criterion bench (`spade_norm`): tessera's CPU composite, GPU composite and fused kernel.
-crit = {m.group(1): m.group(3) + " " + m.group(4)
-        for m in re.finditer(r"^(\S+)\s+time:\s+\[(\S+ \S+) (\S+) (\S+) (\S+ \S+)\]",
-                             read("bench_criterion.txt"), flags=re.M)}
+crit = criterion_times(read("bench_criterion.txt"))
 crit_torch = times(read("bench_criterion_torch.txt"))
 if crit:
     print("\n## Criterion `spade_norm` (median estimate; PyTorch: min / median ms)\n")
@@ -86,3 +97,15 @@ if crit:
     for ident, t in crit.items():
         tt = crit_torch.get(ident)
         print(f"| {ident} | {t} | {f'{tt[0]:.4f} / {tt[1]:.4f} ms' if tt else ''} |")
+
+# One SinGAN epoch per scale on the GPU (`singan` bench, group singan_epoch_gpu).
+epochs, epochs_torch = criterion_times(read("bench_singan.txt")), times(read("bench_singan_torch.txt"))
+if epochs:
+    print("\n## SinGAN training epoch on the GPU (tessera: criterion median; PyTorch: min / median ms, FP32)\n")
+    print("| id | tessera | PyTorch | tessera / PyTorch (median) |\n|---|---|---|---|")
+    for ident, t in epochs.items():
+        tt = epochs_torch.get(ident)
+        ratio = f"{ms(t) / tt[1]:.2f}" if tt else ""
+        print(f"| {ident} | {t} | {f'{tt[0]:.2f} / {tt[1]:.2f} ms' if tt else ''} | {ratio} |")
+elif read("bench_singan.txt"):
+    print("\n## SinGAN training epoch on the GPU: no timings\n\n```\n" + read("bench_singan.txt")[-3000:] + "\n```")

@@ -58,5 +58,12 @@ echo "spade_norm exit $?"
 (cd "$HERE" && timeout 120 python3 torch_spade_norm.py > "$OUT/bench_criterion_torch.txt" 2>&1)
 echo "torch_spade_norm exit $?"
 
+# One SinGAN training epoch per scale with everything on the GPU (the singan criterion bench's
+# GPU group only), then PyTorch's epoch on the same GPU (FP32).
+(cd "$HERE" && timeout 300 ./bin/singan --bench singan_epoch_gpu > "$OUT/bench_singan.txt" 2>&1)
+echo "singan exit $?"
+(cd "$HERE" && timeout 180 python3 torch_singan.py --cuda $QUICK > "$OUT/bench_singan_torch.txt" 2>&1)
+echo "torch_singan exit $?"
+
 python3 "$HERE/report.py" "$OUT" > "$OUT/report.md"
 cat "$OUT/report.md"

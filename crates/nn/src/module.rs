@@ -2,7 +2,7 @@
 //! convention, e.g. `body.block1.norm.running_mean`), train/eval mode, freezing, and loading.
 use crate::{Buffer, Error, Param, Result};
 use std::collections::BTreeMap;
-use tessera_tensor::Tensor;
+use tessera_tensor::{Device, Tensor};
 
 /// One named piece of state, as visited by [`Module::visit`].
 pub enum Entry<'a> {
@@ -105,6 +105,26 @@ pub trait ModuleExt: Module {
                     Entry::Buffer(b) => b.set(n, t.clone()),
                 };
             }
+        });
+        result
+    }
+    /// Moves every parameter and buffer to `device` (each parameter becomes a fresh leaf there;
+    /// optimizers hold the same handles and follow). Scalar buffers, such as batch norm's
+    /// `num_batches_tracked`, stay on the host: layers read them at every training step, and a
+    /// read from a GPU would wait for the device each time.
+    fn to_device(&self, device: Device) -> Result<()> {
+        let mut result = Ok(());
+        self.visit("", &mut |n, e| {
+            if result.is_err() {
+                return;
+            }
+            result = (|| match e {
+                Entry::Param(p) => p.set(n, p.tensor().to_device(device)?),
+                Entry::Buffer(b) if b.get().shape().rank() > 0 => {
+                    b.set(n, b.get().to_device(device)?)
+                }
+                Entry::Buffer(_) => Ok(()),
+            })();
         });
         result
     }

@@ -317,3 +317,26 @@ fn conv_transpose_output_size() {
         [2, 1, 16, 10]
     );
 }
+
+#[test]
+fn to_device_keeps_every_value_and_the_optimizer_handles() {
+    let mut rng = Rng::seed(9);
+    let norm = BatchNorm2d::new(3).unwrap();
+    norm.forward(&x(&[2, 3, 4, 4], &mut rng)).unwrap();
+    let before = norm.state_dict();
+    let handles = norm.params();
+    norm.to_device(Device::Cpu).unwrap();
+    let after = norm.state_dict();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (name, t) in &before {
+        assert_eq!(t.to_vec().unwrap(), after[name].to_vec().unwrap(), "{name}");
+    }
+    // The handles an optimizer holds see the moved values.
+    for (h, p) in handles.iter().zip(norm.params()) {
+        assert_eq!(h.tensor().to_vec().unwrap(), p.tensor().to_vec().unwrap());
+    }
+    assert!(norm.params().iter().all(|p| p.var().requires_grad()));
+}

@@ -140,7 +140,8 @@ pub struct ScaleTrainer {
 
 impl ScaleTrainer {
     /// A trainer for `real` [1, 3, H, W] with fresh Adam optimizers (as the reference makes per
-    /// scale); `z_opt` and `z_prev` are [1, 3, H + 10, W + 10].
+    /// scale); `z_opt` and `z_prev` are [1, 3, H + 10, W + 10]. Training runs on `real`'s device:
+    /// the networks and noise maps are moved there (and each epoch's draws, in [`Self::epoch`]).
     pub fn new(
         generator: Generator,
         critic: Critic,
@@ -163,6 +164,10 @@ impl ScaleTrainer {
                 ),
             ));
         }
+        let device = real.device();
+        generator.to_device(device)?;
+        critic.to_device(device)?;
+        let (z_opt, z_prev) = (z_opt.to_device(device)?, z_prev.to_device(device)?);
         let (b1, b2) = config.betas;
         let opt_g = Adam::new(
             generator.named_params(),
@@ -253,6 +258,12 @@ impl ScaleTrainer {
         }
         self.schedule_g.apply(&mut self.opt_g, epoch);
         self.schedule_d.apply(&mut self.opt_d, epoch);
+        let device = self.real.value().device();
+        let noise = &noise.to_device(device)?;
+        let prevs = prevs
+            .iter()
+            .map(|p| p.to_device(device))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         // Inside a rayon worker, the kernels' forks skip the hand-off from the calling thread.
         tessera_autograd::on_worker_thread(|| {
             let mut losses = Losses::default();

@@ -77,7 +77,16 @@ fn one_epoch_matches_pytorch() {
         assert_eq!(state.len(), want.len());
         for (name, t) in &state {
             let err = max_abs_diff(t, &want[name]);
-            eprintln!("{net}.{name}: {err}");
+            // A conv bias in front of batch norm has a true gradient of 0: Adam turns its
+            // rounding noise into steps of about lr = 5e-4 of either sign, so after 3 steps it may
+            // be up to 3e-3 off, and the running mean (which sees the bias) a tenth of that per
+            // step. Every other value follows a real gradient.
+            let tolerance = if name.ends_with(".conv.bias") || name.ends_with(".running_mean") {
+                3.1e-3
+            } else {
+                1e-5
+            };
+            assert!(err <= tolerance, "{net}.{name}: off by {err}");
         }
         // The epoch did change every trained tensor and statistic.
         let moved = state
