@@ -2,6 +2,7 @@
 //! before anything runs.
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use tessera_tensor::Device;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +67,9 @@ pub struct TrainArgs {
     /// was started with.
     #[arg(long)]
     pub resume: bool,
+    /// Where to compute: cpu, cuda or cuda:N (a GPU needs the app built with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
     /// Longest side of the finest scale (the image is shrunk to it).
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=4096))]
     pub max_size: Option<u32>,

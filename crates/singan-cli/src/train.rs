@@ -263,17 +263,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         print_settings(&stored.config, &stored.pyramid, "resumed");
         println!(
-            "resuming {} at scale {}/{}",
+            "resuming {} at scale {}/{}, computing on {}",
             out.display(),
             stored.num_trained() + 1,
-            stored.reals.len()
+            stored.reals.len(),
+            args.device
         );
         reporter.records = loss_log::read_csv(&out.join("losses.csv"))
             .unwrap_or_default()
             .into_iter()
             .filter(|r| r.scale < stored.num_trained())
             .collect();
-        tessera_singan::resume(&out, &mut |event| reporter.on_event(event))
+        tessera_singan::resume_on(args.device, &out, &mut |event| reporter.on_event(event))
     } else {
         let image = image_io::read_image(&args.image)?;
         let d = image.dims();
@@ -294,14 +295,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             Preset::Quick => "preset quick",
         };
         println!(
-            "training on {} ({}×{}) into {}",
+            "training on {} ({}×{}) into {}, computing on {}",
             args.image.display(),
             d[2],
             d[3],
-            out.display()
+            out.display(),
+            args.device
         );
         print_settings(&config, &pyramid, preset);
-        tessera_singan::train(&image, &config, Some(&out), &mut |event| {
+        tessera_singan::train_on(args.device, &image, &config, Some(&out), &mut |event| {
             reporter.on_event(event)
         })
     };

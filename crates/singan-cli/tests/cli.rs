@@ -216,12 +216,29 @@ fn a_corrupt_image_fails_with_its_name() {
     assert!(stderr(&out).contains("small.png"), "{}", stderr(&out));
 }
 
+/// Without the `cuda` feature a GPU is a clear error, raised before anything is written.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_gpu_without_the_cuda_feature_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write_test_image(&cwd.join("img.png"), 40, 52);
+    let out = singan(
+        &["train", "img.png", "--out", "run", "--device", "cuda:0"],
+        cwd,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`cuda` feature"), "{}", stderr(&out));
+    assert!(!cwd.join("run").exists(), "nothing is written");
+}
+
 #[test]
 fn invalid_options_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
         &["train", "x.png", "--preset", "fastest"][..],
         &["train", "x.png", "--iters", "0"],
+        &["train", "x.png", "--device", "gpu"],
         &["sample", "--model", "m", "--scale-v", "-2"],
         &["animate", "--model", "m", "--alpha", "1.5"],
     ] {

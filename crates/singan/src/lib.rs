@@ -84,4 +84,6 @@ pub use error::{Error, Result};
 pub use model::{SampleOptions, SinGan, TrainedScale};
 pub use net::{Critic, Generator};
 pub use pyramid::{Pyramid, PyramidConfig};
-pub use train::{resume, train, Event, Losses, OnEvent, Progress, ScaleTrainer};
+pub use train::{
+    resume, resume_on, train, train_on, Event, Losses, OnEvent, Progress, ScaleTrainer,
+};

@@ -6,6 +6,7 @@ use crate::pyramid::Pyramid;
 use crate::resize::imresize;
 use crate::Result;
 use tessera_autograd::{no_grad, Var};
+use tessera_nn::ModuleExt;
 use tessera_tensor::{Device, PadMode, Rng, Tensor};
 
 /// One finished scale: its frozen generator (eval mode: batch norm uses its running
@@ -76,7 +77,8 @@ pub fn crop(x: &Tensor, hw: [usize; 2]) -> Result<Tensor> {
 }
 
 /// Standard normal noise [1, 3, h, w]: one channel repeated three times (grey) at scale 0, three
-/// independent channels elsewhere (`generate_noise`).
+/// independent channels elsewhere (`generate_noise`). Drawn on the host, so a seed gives the same
+/// noise whatever device the model runs on.
 pub fn noise(scale: usize, hw: [usize; 2], rng: &mut Rng) -> Result<Tensor> {
     let [h, w] = hw;
     Ok(if scale == 0 {
@@ -92,6 +94,27 @@ fn scaled(size: usize, factor: f64) -> usize {
 }
 
 impl SinGan {
+    /// The device the model computes on: that of its tensors.
+    pub fn device(&self) -> Device {
+        self.z_star.device()
+    }
+
+    /// Moves the reals, z* and every trained network to `device`; training and generation then
+    /// run there (results come back with `to_device(Device::Cpu)` or `to_vec`).
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        for real in &mut self.reals {
+            *real = real.to_device(device)?;
+        }
+        self.z_star = self.z_star.to_device(device)?;
+        for scale in &self.scales {
+            scale.generator.to_device(device)?;
+            if let Some(critic) = &scale.critic {
+                critic.to_device(device)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The number of trained scales.
     pub fn num_trained(&self) -> usize {
         self.scales.len()
@@ -115,7 +138,7 @@ impl SinGan {
         let [h, w] = self.shape(n);
         Ok(Tensor::zeros(
             [1, CHANNELS, h + 2 * PAD, w + 2 * PAD],
-            Device::Cpu,
+            self.device(),
         )?)
     }
 
@@ -159,9 +182,11 @@ impl SinGan {
     }
 
     /// The previous scale's output brought to scale `n`: `imresize(prev, 1/sf)`, then the
-    /// top-left crop to `target` (the reference's between-scale upsampling).
+    /// top-left crop to `target` (the reference's between-scale upsampling). Resized on the host,
+    /// returned on `prev`'s device.
     pub fn upsample_to(&self, prev: &Tensor, target: [usize; 2]) -> Result<Tensor> {
-        crop(&imresize(prev, 1.0 / self.pyramid.scale_factor)?, target)
+        let up = imresize(prev, 1.0 / self.pyramid.scale_factor)?.to_device(prev.device())?;
+        crop(&up, target)
     }
 
     /// The size of scale `n` when sampling with height and width factors: Python's
@@ -226,6 +251,7 @@ impl SinGan {
                 ),
             ));
         }
+        let device = self.device();
         let mut image: Option<Tensor> = None;
         for k in start..self.scales.len() {
             let [h, w] = self.scaled_shape(k, scale_v, scale_h);
@@ -233,10 +259,10 @@ impl SinGan {
             let z = if k < gen_start_scale {
                 self.z_opt(k)?
             } else {
-                pad(&noise(k, [h.max(1), w.max(1)], rng)?)?
+                pad(&noise(k, [h.max(1), w.max(1)], rng)?.to_device(device)?)?
             };
             let prev = match &image {
-                None => pad(injected)?,
+                None => pad(&injected.to_device(device)?)?,
                 Some(x) => {
                     let up = self.upsample_to(x, [h, w])?;
                     let p = crop(&pad(&up)?, padded)?;
@@ -266,7 +292,7 @@ impl SinGan {
     pub fn sample(&self, options: &SampleOptions, rng: &mut Rng) -> Result<Tensor> {
         self.check_trained("sample", 0)?;
         let [h, w] = self.scaled_shape(0, options.scale_v, options.scale_h);
-        let zeros = Tensor::zeros([1, CHANNELS, h.max(1), w.max(1)], Device::Cpu)?;
+        let zeros = Tensor::zeros([1, CHANNELS, h.max(1), w.max(1)], self.device())?;
         self.generate(0, &zeros, options, rng)
     }
 

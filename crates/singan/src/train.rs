@@ -305,10 +305,11 @@ impl SinGan {
     /// or drawn at the padded size with noise padding (animation training).
     pub(crate) fn training_noise(&self, n: usize, rng: &mut Rng) -> Result<Tensor> {
         let [h, w] = self.shape(n);
+        let device = self.device();
         if self.config.noise_padding {
-            noise(n, [h + 2 * PAD, w + 2 * PAD], rng)
+            Ok(noise(n, [h + 2 * PAD, w + 2 * PAD], rng)?.to_device(device)?)
         } else {
-            pad(&noise(n, [h, w], rng)?)
+            pad(&noise(n, [h, w], rng)?.to_device(device)?)
         }
     }
 
@@ -316,7 +317,7 @@ impl SinGan {
     /// (`random`) or the reconstruction noise, and the result upsampled to scale n (unpadded).
     pub(crate) fn draw_concat(&self, n: usize, random: bool, rng: &mut Rng) -> Result<Tensor> {
         let [h0, w0] = self.shape(0);
-        let mut image = Tensor::zeros([1, CHANNELS, h0, w0], Device::Cpu)?;
+        let mut image = Tensor::zeros([1, CHANNELS, h0, w0], self.device())?;
         for k in 0..n {
             let z = if random {
                 self.training_noise(k, rng)?
@@ -347,7 +348,7 @@ impl SinGan {
         }
         let real = self.reals[n].clone();
         let [h, w] = self.shape(n);
-        let zeros = Tensor::zeros([1, CHANNELS, h + 2 * PAD, w + 2 * PAD], Device::Cpu)?;
+        let zeros = Tensor::zeros([1, CHANNELS, h + 2 * PAD, w + 2 * PAD], self.device())?;
         let (z_opt, first_prev, z_prev, noise_amp) = if n == 0 {
             let z_star = self.training_noise(0, &mut rng)?;
             (z_star, zeros.clone(), zeros.clone(), 1.0)
@@ -464,7 +465,20 @@ pub fn train(
     dir: Option<&Path>,
     on_event: OnEvent<'_>,
 ) -> Result<SinGan> {
+    train_on(Device::Cpu, image, config, dir, on_event)
+}
+
+/// [`train`] with the computation on `device`; the model returned is on that device.
+pub fn train_on(
+    device: Device,
+    image: &Tensor,
+    config: &TrainConfig,
+    dir: Option<&Path>,
+    on_event: OnEvent<'_>,
+) -> Result<SinGan> {
     let mut model = SinGan::untrained(image, config)?;
+    // Before anything is written: a device that is not there leaves no folder behind.
+    model.to_device(device)?;
     if let Some(dir) = dir {
         store::create(dir, &model)?;
     }
@@ -475,7 +489,13 @@ pub fn train(
 /// Continues an interrupted run saved in `dir` at the first untrained scale, with the
 /// settings it was started with; a complete model is returned as it is.
 pub fn resume(dir: &Path, on_event: OnEvent<'_>) -> Result<SinGan> {
+    resume_on(Device::Cpu, dir, on_event)
+}
+
+/// [`resume`] with the computation on `device`; the model returned is on that device.
+pub fn resume_on(device: Device, dir: &Path, on_event: OnEvent<'_>) -> Result<SinGan> {
     let mut model = store::load(dir)?;
+    model.to_device(device)?;
     model.train_remaining(Some(dir), on_event)?;
     Ok(model)
 }
