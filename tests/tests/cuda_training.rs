@@ -1,7 +1,9 @@
-//! Training on the GPU: one SinGAN epoch (3 critic steps with the per-pixel gradient penalty
+//! Training on the GPU. SinGAN: one epoch (3 critic steps with the per-pixel gradient penalty
 //! through batch norm, 3 generator steps, Adam) on the device of the real image, against the same
 //! epoch on the CPU. `ScaleTrainer::new` moves the networks (`ModuleExt::to_device`) and the
-//! reconstruction inputs, given here on the host. Without a GPU the test prints SKIP.
+//! reconstruction inputs, given here on the host; and a short training run. SPADE: a generator and a
+//! discriminator step of a tiny model moved by `Trainer::to_device`. Without a GPU the tests print
+//! SKIP.
 #![cfg(feature = "cuda")]
 
 use tessera_nn::ModuleExt;
@@ -139,4 +141,56 @@ fn a_short_singan_run_on_the_gpu_matches_the_cpu() {
         let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(diff <= 2e-2, "{what}: CPU and GPU differ by {diff}");
     }
+}
+
+/// SPADE: one generator step and one discriminator step of a tiny model (VAE on, so the encoder
+/// and the reparameterization run too) on the GPU and on the CPU: the same losses and fakes.
+#[test]
+fn spade_training_steps_on_the_gpu_match_the_cpu() {
+    use tessera_spade::{semantic_input, Batch, IdMap, ModelConfig, Trainer};
+    let Some(dev) = gpu() else { return };
+    let model = ModelConfig {
+        crop_size: 128,
+        ngf: 8,
+        ndf: 8,
+        spade_hidden: 16,
+        use_vae: true,
+        ..ModelConfig::small()
+    };
+    let map = |seed: usize| {
+        let ids = (0..128 * 128)
+            .map(|i| (((i % 128) / 16 + (i / 128) / 32 + seed) % 13) as u32)
+            .collect();
+        IdMap::new("test", 128, 128, ids)
+    };
+    let batch = Batch {
+        semantics: semantic_input(&model, &[map(0), map(1)], None).unwrap(),
+        image: Tensor::rand_uniform([2, 3, 128, 128], -1.0, 1.0, &mut Rng::seed(4), Device::Cpu)
+            .unwrap(),
+    };
+    let run = |device: Device| {
+        let mut trainer = Trainer::new(&model, &Default::default(), None).unwrap();
+        trainer.to_device(device).unwrap();
+        assert_eq!(trainer.device(), device);
+        let g = trainer.generator_step(&batch).unwrap();
+        let d = trainer.discriminator_step(&batch).unwrap();
+        (g.total, g.kld, d.total, g.fake.to_vec().unwrap())
+    };
+    let (cpu_g, cpu_kld, cpu_d, cpu_fake) = run(Device::Cpu);
+    let (gpu_g, gpu_kld, gpu_d, gpu_fake) = run(dev);
+    for (what, a, b) in [
+        ("generator loss", cpu_g, gpu_g),
+        ("KL term", cpu_kld.unwrap(), gpu_kld.unwrap()),
+        ("discriminator loss", cpu_d, gpu_d),
+    ] {
+        assert!(
+            (a - b).abs() <= 1e-3 * (1.0 + a.abs()),
+            "{what}: CPU {a}, GPU {b}"
+        );
+    }
+    let diff = cpu_fake
+        .iter()
+        .zip(&gpu_fake)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(diff <= 1e-3, "fake images differ by {diff}");
 }

@@ -109,7 +109,8 @@ pub trait ModuleExt: Module {
         result
     }
     /// Moves every parameter and buffer to `device` (each parameter becomes a fresh leaf there;
-    /// optimizers hold the same handles and follow). Scalar buffers, such as batch norm's
+    /// optimizers hold the same handles and follow, and Adam moves its moments to the parameters'
+    /// device at its next step). Scalar buffers, such as batch norm's
     /// `num_batches_tracked`, stay on the host: layers read them at every training step, and a
     /// read from a GPU would wait for the device each time.
     fn to_device(&self, device: Device) -> Result<()> {

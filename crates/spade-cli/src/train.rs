@@ -70,6 +70,9 @@ pub struct TrainArgs {
     /// Output folder: checkpoints, samples, loss curves.
     #[arg(long)]
     pub out: PathBuf,
+    /// Where to compute: cpu, cuda or cuda:N (a GPU needs the app built with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
     #[arg(long, value_enum, default_value = "small")]
     pub preset: Preset,
     #[command(flatten)]
@@ -415,6 +418,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         (Trainer::new(&model, &train_config(args), vgg)?, Vec::new())
     };
+    trainer.to_device(args.device)?;
     let epochs = (trainer.train.niter + trainer.train.niter_decay) as u64;
     let total = (epochs * steps_per_epoch).min(args.max_steps.unwrap_or(u64::MAX));
     let interrupted = Arc::new(AtomicBool::new(false));

@@ -398,6 +398,11 @@ fn invalid_values_give_clear_errors() {
     );
     assert!(err.contains("--batch-size"), "{err}");
     let err = fails(
+        &["train", "--dataroot", p, "--out", p, "--device", "gpu"],
+        2,
+    );
+    assert!(err.contains("--device"), "{err}");
+    let err = fails(
         &[
             "train",
             "--dataroot",
@@ -469,4 +474,30 @@ fn invalid_values_give_clear_errors() {
     for cmd in ["gen-data", "train", "synth", "colorize"] {
         assert!(ok(&[cmd, "--help"]).contains("Usage"));
     }
+}
+
+/// Without the `cuda` feature a GPU is a clear error, before any training step.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_gpu_without_the_cuda_feature_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    gen_data(&data, "2");
+    let run = dir.path().join("run");
+    let mut args = vec![
+        "train",
+        "--dataroot",
+        s(&data),
+        "--out",
+        s(&run),
+        "--device",
+        "cuda",
+    ];
+    args.extend(TINY);
+    let err = fails(&args, 1);
+    assert!(err.contains("`cuda` feature"), "{err}");
+    assert!(
+        !run.join("checkpoint.bin").exists(),
+        "no checkpoint is written"
+    );
 }

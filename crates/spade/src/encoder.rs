@@ -101,15 +101,13 @@ impl ConvEncoder {
     }
 }
 
-/// `z = μ + ε·exp(½·log σ²)` with ε ~ N(0, I) from `rng`.
+/// `z = μ + ε·exp(½·log σ²)` with ε ~ N(0, I) from `rng` (drawn on the host, then moved to
+/// μ's device, so a seed gives the same draws on every device).
 pub fn reparameterize(mu: &Var, logvar: &Var, rng: &mut Rng) -> Result<Var> {
-    let eps = Var::constant(Tensor::randn(
-        mu.shape().clone(),
-        0.0,
-        1.0,
-        rng,
-        Device::Cpu,
-    )?);
+    let eps = Var::constant(
+        Tensor::randn(mu.shape().clone(), 0.0, 1.0, rng, Device::Cpu)?
+            .to_device(mu.value().device())?,
+    );
     reparameterize_with(mu, logvar, &eps)
 }
 

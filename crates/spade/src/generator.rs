@@ -102,15 +102,16 @@ impl SpadeGenerator {
         })
     }
 
-    /// z ~ N(0, I) of shape [n, z_dim] for VAE mode.
+    /// z ~ N(0, I) of shape [n, z_dim] for VAE mode, on the generator's device (drawn on the
+    /// host, so a seed gives the same z on every device).
     pub fn random_z(&self, n: usize, rng: &mut Rng) -> Result<Var> {
-        Ok(Var::constant(Tensor::randn(
-            [n, self.config.z_dim],
-            0.0,
-            1.0,
-            rng,
-            Device::Cpu,
-        )?))
+        let z = Tensor::randn([n, self.config.z_dim], 0.0, 1.0, rng, Device::Cpu)?;
+        Ok(Var::constant(z.to_device(self.device())?))
+    }
+
+    /// The device of the generator's parameters (see `ModuleExt::to_device`).
+    pub fn device(&self) -> Device {
+        self.conv_img.weight.tensor().device()
     }
 
     /// `seg` [N, semantic_nc, H, W] (the full-resolution conditioning tensor) and, in VAE mode,

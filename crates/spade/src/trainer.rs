@@ -16,7 +16,7 @@ use tessera_gan::{kl_divergence, VggPerceptualLoss};
 use tessera_nn::checkpoint::Checkpoint;
 use tessera_nn::optim::{Adam, AdamConfig, LinearDecay};
 use tessera_nn::{join, Module, ModuleExt, Param};
-use tessera_tensor::{Rng, Tensor};
+use tessera_tensor::{Device, Rng, Tensor};
 
 /// Optimization and loss options (the reference's `train_options` that are not architecture).
 #[derive(Clone, Debug, PartialEq)]
@@ -243,6 +243,34 @@ impl Trainer {
         })
     }
 
+    /// Moves G, D, E and the VGG loss to `device`; the steps then run there (batches are moved
+    /// to it, the optimizers' moments follow at their next step).
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.generator.to_device(device)?;
+        self.discriminator.to_device(device)?;
+        if let Some(e) = &self.encoder {
+            e.to_device(device)?;
+        }
+        if let Some(v) = &self.vgg {
+            v.vgg.to_device(device)?;
+        }
+        Ok(())
+    }
+
+    /// The device the networks are on.
+    pub fn device(&self) -> Device {
+        self.generator.device()
+    }
+
+    /// `batch`'s label maps and images as constants on the trainer's device.
+    fn batch_on_device(&self, batch: &Batch) -> Result<(Var, Var)> {
+        let device = self.device();
+        Ok((
+            Var::constant(batch.semantics.to_device(device)?),
+            Var::constant(batch.image.to_device(device)?),
+        ))
+    }
+
     /// Sets both learning rates for `epoch` (0-based): constant for `niter` epochs, then
     /// linearly to zero over `niter_decay` (each network from its own base rate).
     pub fn set_epoch(&mut self, epoch: usize) {
@@ -313,8 +341,7 @@ impl Trainer {
 
     fn generator_step_here(&mut self, batch: &Batch) -> Result<GeneratorStep> {
         self.check_batch(batch)?;
-        let seg = Var::constant(batch.semantics.clone());
-        let real = Var::constant(batch.image.clone());
+        let (seg, real) = self.batch_on_device(batch)?;
         let (fake, stats) = self.generate_fake(&seg, &real)?;
         let (pred_fake, pred_real) = self.discriminate(&seg, &fake, &real)?;
         let gan = generator_gan_loss(&pred_fake)?;
@@ -367,8 +394,7 @@ impl Trainer {
 
     fn discriminator_step_here(&mut self, batch: &Batch) -> Result<DiscriminatorStep> {
         self.check_batch(batch)?;
-        let seg = Var::constant(batch.semantics.clone());
-        let real = Var::constant(batch.image.clone());
+        let (seg, real) = self.batch_on_device(batch)?;
         let fake = no_grad(|| self.generate_fake(&seg, &real))?.0.detach();
         let (pred_fake, pred_real) = self.discriminate(&seg, &fake, &real)?;
         let (loss_fake, loss_real) = discriminator_gan_losses(&pred_fake, &pred_real)?;

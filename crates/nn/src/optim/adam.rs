@@ -246,7 +246,13 @@ impl Adam {
             g.clone()
         };
         let (step, m, v) = match slot {
-            Some(s) => (s.step + 1, s.exp_avg.clone(), s.exp_avg_sq.clone()),
+            // The moments follow the parameter when a module moves between devices (a no-op
+            // clone when it has not).
+            Some(s) => (
+                s.step + 1,
+                s.exp_avg.to_device(p.device())?,
+                s.exp_avg_sq.to_device(p.device())?,
+            ),
             None => {
                 let zeros = Tensor::zeros(p.shape().clone(), p.device())?;
                 (1, zeros.clone(), zeros)
