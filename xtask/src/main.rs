@@ -3,9 +3,11 @@
 //! - `ci`: exactly what `.ci/run` runs: fetches NVRTC (CUDA 13) from PyPI so the kernel compile
 //!   check runs (REQUIRE_NVRTC=1), then the format check, every target built and tested, and the
 //!   `cuda` feature built and its GPU tests run (they print SKIP without a GPU).
-//! - `bench [--quick] [NAME...]`: the criterion benches `benches/benches/NAME.rs` (all of them when no
-//!   name is given), then each matching `benches/torch_NAME.py` timing the same work with PyTorch in the
-//!   same run, then a table of ratios (ours / PyTorch).
+//! - `bench [--quick] [--rounds=N] [NAME...]`: for each bench `benches/benches/NAME.rs` (all of them
+//!   when no name is given), the criterion bench, then the matching `benches/torch_NAME.py` timing the
+//!   same work with PyTorch; the whole repeated N times (default 1), alternating, so that both sides
+//!   see the same spells of a noisy host; then a table of ratios (ours / PyTorch) of the minimum over
+//!   every sample of every round and of the median of the rounds' medians.
 //! - `gpu-bundle`: builds, in release and with the `cuda` feature, the CUDA test binaries, the kernel
 //!   benchmark, the `spade_norm` and `singan` criterion benches and the scripts that run them into `gpu-bundle/` (ignored by git), to be carried to a
 //!   GPU machine that has no Rust toolchain and run there with `gpu-bundle/run.sh` (docs/GPU.md).
@@ -20,6 +22,16 @@ fn main() -> ExitCode {
         Some("gpu-bundle") => gpu_bundle(),
         Some("bench") => bench(
             args.iter().any(|a| a == "--quick"),
+            match args.iter().find_map(|a| a.strip_prefix("--rounds=")) {
+                None => 1,
+                Some(n) => match n.parse::<usize>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        eprintln!("xtask bench: --rounds takes a whole number ≥ 1, got {n:?}");
+                        return ExitCode::from(2);
+                    }
+                },
+            },
             &args[1..]
                 .iter()
                 .filter(|a| !a.starts_with("--"))
@@ -27,7 +39,7 @@ fn main() -> ExitCode {
                 .collect::<Vec<_>>(),
         ),
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask bench [--quick] [NAME...] | cargo xtask gpu-bundle");
+            eprintln!("usage: cargo xtask ci | cargo xtask bench [--quick] [--rounds=N] [NAME...] | cargo xtask gpu-bundle");
             return ExitCode::from(2);
         }
     };
@@ -262,7 +274,7 @@ fn torch_times(
         .collect())
 }
 
-fn bench(quick: bool, names: &[&str]) -> Result<(), String> {
+fn bench(quick: bool, rounds: usize, names: &[&str]) -> Result<(), String> {
     let all = bench_names()?;
     let names: Vec<&str> = if names.is_empty() {
         all.iter().map(String::as_str).collect()
@@ -275,28 +287,46 @@ fn bench(quick: bool, names: &[&str]) -> Result<(), String> {
         }
         names.to_vec()
     };
-    let mut args = vec!["bench", "-p", "tessera-benches"];
-    for name in &names {
-        args.extend(["--bench", name]);
-    }
-    if quick {
-        args.extend(["--", "--quick"]);
-    }
-    run("cargo", &args)?;
-    let ours = criterion_times()?;
     let python = std::env::var("TESSERA_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut torch = BTreeMap::new();
-    for name in &names {
-        let script = root().join(format!("benches/torch_{name}.py"));
-        if script.exists() {
-            torch.extend(torch_times(&python, &script, quick)?);
+    // (min, median) of every round, by benchmark id.
+    type Rounds = BTreeMap<String, Vec<(f64, f64)>>;
+    let (mut ours, mut torch): (Rounds, Rounds) = Default::default();
+    for round in 1..=rounds {
+        for name in &names {
+            if rounds > 1 {
+                eprintln!("xtask bench: round {round} of {rounds}, {name}");
+            }
+            let mut args = vec!["bench", "-p", "tessera-benches", "--bench", name];
+            if quick {
+                args.extend(["--", "--quick"]);
+            }
+            run("cargo", &args)?;
+            // Every criterion result on disk (earlier benches' too: they only repeat a value).
+            for (id, t) in criterion_times()? {
+                ours.entry(id).or_default().push(t);
+            }
+            let script = root().join(format!("benches/torch_{name}.py"));
+            if script.exists() {
+                for (id, t) in torch_times(&python, &script, quick)? {
+                    torch.entry(id).or_default().push(t);
+                }
+            }
         }
     }
+    // The minimum over every round's minimum, and the median of the rounds' medians.
+    let summary = |v: &[(f64, f64)]| {
+        let min = v.iter().map(|t| t.0).fold(f64::INFINITY, f64::min);
+        let mut medians: Vec<f64> = v.iter().map(|t| t.1).collect();
+        medians.sort_by(f64::total_cmp);
+        (min, medians[medians.len() / 2])
+    };
     println!("| benchmark | tessera min / median (ms) | PyTorch min / median (ms) | ratio of mins | ratio of medians |");
     println!("|---|---:|---:|---:|---:|");
-    for (id, (tmin, tmed)) in &torch {
+    for (id, runs) in &torch {
+        let (tmin, tmed) = summary(runs);
         match ours.get(id) {
-            Some((omin, omed)) => {
+            Some(o) => {
+                let (omin, omed) = summary(o);
                 println!(
                     "| {id} | {omin:.3} / {omed:.3} | {tmin:.3} / {tmed:.3} | {:.2} | {:.2} |",
                     omin / tmin,
