@@ -8,7 +8,7 @@ use clap::Args;
 use image::imageops::{self, FilterType};
 use tessera_autograd::{no_grad, Var};
 use tessera_nn::checkpoint::safetensors::{from_bytes, load_module};
-use tessera_nn::Module;
+use tessera_nn::{Module, ModuleExt};
 use tessera_spade::data::{read_id_map, read_label_map, read_rgb, resize_nearest};
 use tessera_spade::{
     load_generator, reparameterize, semantic_input, ConvEncoder, IdMap, ModelConfig,
@@ -52,6 +52,9 @@ pub struct SynthArgs {
     /// Number of outputs, each from its own z (VAE models).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub samples: u64,
+    /// Where to compute: cpu, cuda or cuda:N (a GPU needs the app built with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
     /// Seed of z.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -194,8 +197,10 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         ));
     }
     generator.set_training(false);
+    generator.to_device(args.device)?;
     if let Some(e) = encoder.as_mut() {
         e.set_training(false);
+        e.to_device(args.device)?;
     }
     let (h, w) = config.output_hw();
     let mut rng = Rng::seed(args.seed);
@@ -207,7 +212,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
                         .into(),
                 )
             })?;
-            let image = Var::constant(style_tensor(path, h, w)?);
+            let image = Var::constant(style_tensor(path, h, w)?.to_device(args.device)?);
             Some(no_grad(|| encoder.forward(&image))?)
         }
         None => None,
@@ -221,7 +226,8 @@ pub fn run(args: &SynthArgs) -> Result<()> {
             (None, false) => Some(labels.clone()),
         };
         let one = instances.as_ref().map(std::slice::from_ref);
-        let semantics = Var::constant(semantic_input(&config, &[labels], one)?);
+        let semantics =
+            Var::constant(semantic_input(&config, &[labels], one)?.to_device(args.device)?);
         for k in 0..args.samples {
             let z = match (&style, config.use_vae) {
                 (Some((mu, logvar)), _) => Some(reparameterize(mu, logvar, &mut rng)?),

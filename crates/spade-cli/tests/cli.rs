@@ -128,6 +128,32 @@ fn gen_data_train_synth_colorize() {
     assert_eq!(png_size(&a), (32, 32));
     // The weights file carries the model options, and both ways give the same eval output.
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // Named explicitly, the default device gives the same output; a GPU without the feature is
+    // a clear error.
+    let d = dir.path().join("d.png");
+    let on = |device: &str, out: &Path| {
+        vec![
+            "synth",
+            s(&label),
+            "--weights",
+            s(&weights),
+            "--out",
+            s(out),
+            "--device",
+            device,
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    let args = on("cpu", &d);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&d).unwrap());
+    if cfg!(not(feature = "cuda")) {
+        let args = on("cuda", &dir.path().join("e.png"));
+        let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+        assert!(err.contains("`cuda` feature"), "{err}");
+    }
     // As an imported generator would be run: a preset and the architecture flags.
     let c = dir.path().join("c.png");
     ok(&[
@@ -399,6 +425,11 @@ fn invalid_values_give_clear_errors() {
     assert!(err.contains("--batch-size"), "{err}");
     let err = fails(
         &["train", "--dataroot", p, "--out", p, "--device", "gpu"],
+        2,
+    );
+    assert!(err.contains("--device"), "{err}");
+    let err = fails(
+        &["synth", p, "--out", p, "--weights", p, "--device", "cuda:x"],
         2,
     );
     assert!(err.contains("--device"), "{err}");
