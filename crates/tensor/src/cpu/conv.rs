@@ -230,7 +230,7 @@ pub fn conv2d(
     [co, _, kh, kw]: [usize; 4],
     p: Conv2dParams,
 ) -> Vec<f32> {
-    if conv_shifted::applies(p, [c, co]) {
+    if conv_shifted::applies_forward(p, [c, co], [h, w]) {
         return conv_shifted::conv2d(x, [n, c, h, w], wt, [co, c, kh, kw], p);
     }
     let g = Geometry::new(c, [h, w], [kh, kw], p);
