@@ -119,12 +119,15 @@ pub trait ModuleExt: Module {
             if result.is_err() {
                 return;
             }
+            // Whatever is already there stays as it is (a parameter keeps its autograd leaf).
             result = (|| match e {
-                Entry::Param(p) => p.set(n, p.tensor().to_device(device)?),
-                Entry::Buffer(b) if b.get().shape().rank() > 0 => {
+                Entry::Param(p) if p.tensor().device() != device => {
+                    p.set(n, p.tensor().to_device(device)?)
+                }
+                Entry::Buffer(b) if b.get().shape().rank() > 0 && b.get().device() != device => {
                     b.set(n, b.get().to_device(device)?)
                 }
-                Entry::Buffer(_) => Ok(()),
+                Entry::Param(_) | Entry::Buffer(_) => Ok(()),
             })();
         });
         result

@@ -44,7 +44,8 @@ impl Conditioning {
 /// lookup for a binary map (the same function, see [`Conditioning`]).
 pub fn spade_forward(spade: &Spade, x: &Var, seg: &Conditioning) -> Result<Var> {
     let map = match seg {
-        Conditioning::Dense(seg) => return Ok(spade.forward(x, seg)?),
+        // Conditioning::new has already found this map not binary (or needing a gradient).
+        Conditioning::Dense(seg) => return Ok(spade.forward_dense(x, seg)?),
         Conditioning::Binary(map) => map,
     };
     Ok(spade.forward_binary(x, map)?)

@@ -145,6 +145,29 @@ impl Spade {
 
     /// `x` [N, norm_nc, H, W], `segmap` [N, label_nc, h, w] (any h, w) → [N, norm_nc, H, W].
     pub fn forward(&self, x: &Var, segmap: &Var) -> Result<Var> {
+        let seg = self.label_map_at_input_size(x, segmap)?;
+        if !seg.requires_grad() {
+            if let Some(map) = BinaryMap::from_dense(seg.value())? {
+                return self.forward_binary(x, &Arc::new(map));
+            }
+        }
+        self.forward_resized_dense(x, &seg)
+    }
+
+    /// `forward` with the dense convolution whatever the map holds: for callers that have already
+    /// chosen (tessera-spade tries [`BinaryMap::from_dense`] once for all the layers of a model).
+    pub fn forward_dense(&self, x: &Var, segmap: &Var) -> Result<Var> {
+        let seg = self.label_map_at_input_size(x, segmap)?;
+        self.forward_resized_dense(x, &seg)
+    }
+
+    fn forward_resized_dense(&self, x: &Var, seg: &Var) -> Result<Var> {
+        let actv = self.mlp_shared.forward(seg)?.relu()?;
+        self.modulate(x, &actv)
+    }
+
+    /// `segmap` checked against `x` and resized to its H×W by nearest interpolation.
+    fn label_map_at_input_size(&self, x: &Var, segmap: &Var) -> Result<Var> {
         let c = &self.config;
         let [n, _, h, w] = expect_nchw("SPADE", x, Some(c.norm_nc))?;
         let s = segmap.dims();
@@ -159,18 +182,11 @@ impl Spade {
                 ),
             ));
         }
-        let seg = if [s[2], s[3]] == [h, w] {
+        Ok(if [s[2], s[3]] == [h, w] {
             segmap.clone()
         } else {
             segmap.upsample_nearest2d([h, w])?
-        };
-        if !seg.requires_grad() {
-            if let Some(map) = BinaryMap::from_dense(seg.value())? {
-                return self.forward_binary(x, &Arc::new(map));
-            }
-        }
-        let actv = self.mlp_shared.forward(&seg)?.relu()?;
-        self.modulate(x, &actv)
+        })
     }
 
     /// `forward` for a binary label map already at x's size (kept as a [`BinaryMap`] by callers
