@@ -475,6 +475,11 @@ fn conv2d_tiles_with_many_channels() {
     check_conv(1, 1, 2, [100, 100], [1, 1], Conv2dParams::default(), 9).unwrap();
     // Padding beyond the full kernel span with stride 1 (no fast transposed path).
     check_conv(2, 2, 2, [9, 8], [2, 2], Conv2dParams::new(1, 3, 1), 10).unwrap();
+    // Many more output than input channels on a small image: the input gradient scatters
+    // columns instead of convolving with the flipped kernel.
+    check_conv(2, 8, 40, [12, 14], [3, 3], Conv2dParams::new(1, 1, 1), 11).unwrap();
+    // The flipped kernel's copy works in blocks of 16 input channels: 20 is one and a part.
+    check_conv(1, 20, 6, [20, 21], [3, 3], Conv2dParams::new(1, 1, 1), 12).unwrap();
 }
 
 #[test]
