@@ -209,6 +209,10 @@ impl Gpu {
     pub fn download(&self, buf: &Buffer) -> Result<Vec<f32>> {
         self.stream.clone_dtoh(buf).map_err(driver_err("download"))
     }
+    /// A new device buffer holding a copy of `buf`.
+    pub fn duplicate(&self, buf: &Buffer) -> Result<Buffer> {
+        self.stream.clone_dtod(buf).map_err(driver_err("duplicate"))
+    }
     pub fn zeros(&self, len: usize) -> Result<Buffer> {
         self.stream
             .alloc_zeros(len)

@@ -211,6 +211,18 @@ pub enum Interpolation {
     },
 }
 
+/// One step of PyTorch's `torch.optim.Adam` (L2 weight decay added to the gradient, bias
+/// corrections `1 − βᵢᵗ`); `step` counts from 1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub step: u64,
+}
+
 /// What a device's storage implements. Every method gets dense row-major inputs with their
 /// shapes and returns a new dense buffer; argument checking happened in `Tensor`.
 pub trait BackendStorage: Sized + Send + Sync {
@@ -341,6 +353,10 @@ pub trait BackendStorage: Sized + Send + Sync {
     ) -> Result<Self>;
     /// Gradients of `y = x̂·s` (x̂ the normalized x, s = 1, or 1 + γ with a γ map of x's shape
     /// when `gamma` is given), `self` being dy: returns dx and, with `gamma`, dγ = dy·x̂.
+    /// One Adam update of the parameter `self` from `grad` and the moments `m`, `v` (all of one
+    /// length): returns the new parameter, m and v.
+    fn adam_step(&self, grad: &Self, m: &Self, v: &Self, s: AdamStep)
+        -> Result<(Self, Self, Self)>;
     #[allow(clippy::too_many_arguments)]
     fn norm_backward(
         &self,

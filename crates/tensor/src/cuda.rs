@@ -529,6 +529,34 @@ impl BackendStorage for CudaStorage {
             "norm_modulate",
         )
     }
+    fn adam_step(
+        &self,
+        grad: &Self,
+        m: &Self,
+        v: &Self,
+        s: AdamStep,
+    ) -> Result<(Self, Self, Self)> {
+        let op = "adam_step";
+        let copy = |b: &Buffer| self.gpu.duplicate(b).map_err(cuda_err(op));
+        let (mut p2, mut m2, mut v2) = (copy(&self.buf)?, copy(&m.buf)?, copy(&v.buf)?);
+        let step = norm::AdamStep {
+            lr: s.lr as f32,
+            beta1: s.beta1 as f32,
+            beta2: s.beta2 as f32,
+            eps: s.eps as f32,
+            weight_decay: s.weight_decay as f32,
+            step: u32::try_from(s.step).map_err(|_| Error::Cuda {
+                op,
+                why: format!("step {} does not fit the kernel's 32-bit counter", s.step),
+            })?,
+        };
+        norm::adam(&self.gpu, &mut p2, &mut m2, &mut v2, &grad.buf, step).map_err(cuda_err(op))?;
+        Ok((
+            self.wrap(Ok(p2), op)?,
+            self.wrap(Ok(m2), op)?,
+            self.wrap(Ok(v2), op)?,
+        ))
+    }
     fn norm_backward(
         &self,
         x: &Self,

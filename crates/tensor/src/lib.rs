@@ -15,8 +15,8 @@ mod storage;
 mod tensor;
 
 pub use backend::{
-    BinaryOp, CmpOp, Conv2dParams, Interpolation, MaxPool2dParams, NormModulation, PadMode,
-    Pool2dParams, ReduceOp, UnaryOp,
+    AdamStep, BinaryOp, CmpOp, Conv2dParams, Interpolation, MaxPool2dParams, NormModulation,
+    PadMode, Pool2dParams, ReduceOp, UnaryOp,
 };
 pub use device::Device;
 pub use error::{Error, Result};

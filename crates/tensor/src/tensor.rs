@@ -1075,6 +1075,50 @@ impl Tensor {
         Ok(d)
     }
 
+    /// One step of PyTorch's `torch.optim.Adam` for the parameter `self`, its gradient and the
+    /// moments `exp_avg`, `exp_avg_sq` (zeros before the first step), in one pass: returns the
+    /// new parameter and moments. All four tensors share one shape and device.
+    pub fn adam_step(
+        &self,
+        grad: &Tensor,
+        exp_avg: &Tensor,
+        exp_avg_sq: &Tensor,
+        s: AdamStep,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "adam_step";
+        for t in [grad, exp_avg, exp_avg_sq] {
+            self.same_device(op, t)?;
+            if t.shape != self.shape {
+                return Err(Error::mismatch(
+                    op,
+                    &self.shape,
+                    &t.shape,
+                    "gradient and moments must have the parameter's shape",
+                ));
+            }
+        }
+        let (p, m, v) = match (
+            &*self.storage,
+            &*grad.storage,
+            &*exp_avg.storage,
+            &*exp_avg_sq.storage,
+        ) {
+            (Storage::Cpu(p), Storage::Cpu(g), Storage::Cpu(m), Storage::Cpu(v)) => {
+                let (p, m, v) = p.adam_step(g, m, v, s)?;
+                (Storage::Cpu(p), Storage::Cpu(m), Storage::Cpu(v))
+            }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(p), Storage::Cuda(g), Storage::Cuda(m), Storage::Cuda(v)) => {
+                let (p, m, v) = p.adam_step(g, m, v, s)?;
+                (Storage::Cuda(p), Storage::Cuda(m), Storage::Cuda(v))
+            }
+            #[cfg(feature = "cuda")]
+            _ => unreachable!("devices checked above"),
+        };
+        let wrap = |st| Tensor::wrap(st, self.shape.clone());
+        Ok((wrap(p), wrap(m), wrap(v)))
+    }
+
     /// `(x − mean)·rstd` with statistics from [`Tensor::norm_stats`], then the modulation:
     /// none, per channel `x̂·γ[c] + β[c]` (γ, β with C elements), or SPADE's spatial
     /// `x̂·(1 + γ) + β` (γ, β of x's shape). One pass over x.

@@ -556,6 +556,33 @@ fn fused_adam_matches_a_host_reference() {
 }
 
 #[test]
+fn tensor_adam_step_matches_cpu() {
+    let Some(dev) = gpu() else { return };
+    let s = AdamStep {
+        lr: 2e-3,
+        beta1: 0.5,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 1e-2,
+        step: 4,
+    };
+    let (p, g, m) = (
+        rand(&[7, 33], 300),
+        rand(&[7, 33], 301),
+        rand(&[7, 33], 302),
+    );
+    let v = rand(&[7, 33], 303).sqr().unwrap();
+    let on = |t: &Tensor| t.to_device(dev).unwrap();
+    let cpu = p.adam_step(&g, &m, &v, s).unwrap();
+    let gpu = on(&p).adam_step(&on(&g), &on(&m), &on(&v), s).unwrap();
+    assert_close("adam_step p", &gpu.0, &cpu.0, 1e-6);
+    assert_close("adam_step m", &gpu.1, &cpu.1, 1e-6);
+    assert_close("adam_step v", &gpu.2, &cpu.2, 1e-6);
+    // The inputs are left as they were (the kernel updates copies in place).
+    assert_close("adam_step input", &on(&p), &p, 0.0);
+}
+
+#[test]
 fn norm_stats_modulate_and_backward_match_cpu() {
     let Some(dev) = gpu() else { return };
     let eps = 1e-5;

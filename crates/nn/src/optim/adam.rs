@@ -3,7 +3,7 @@ use super::{Optimizer, OptimizerState};
 use crate::{Error, Param, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use tessera_autograd::Var;
-use tessera_tensor::{Shape, Tensor};
+use tessera_tensor::{AdamStep, Shape, Tensor};
 
 /// Hyperparameters of [`Adam`]; the defaults are PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -239,15 +239,7 @@ impl Adam {
     /// The new value and state of one parameter (see the type's documentation).
     fn update(&self, p: &Tensor, g: &Tensor, slot: Option<&Slot>) -> Result<(Tensor, Slot)> {
         let c = &self.config;
-        let (b1, b2) = c.betas;
-        let g = if c.weight_decay != 0.0 {
-            g.add(&p.mul_scalar(c.weight_decay as f32)?)?
-        } else {
-            g.clone()
-        };
         let (step, m, v) = match slot {
-            // The moments follow the parameter when a module moves between devices (a no-op
-            // clone when it has not).
             Some(s) => (
                 s.step + 1,
                 s.exp_avg.to_device(p.device())?,
@@ -258,33 +250,30 @@ impl Adam {
                 (1, zeros.clone(), zeros)
             }
         };
-        // PyTorch: exp_avg.lerp_(grad, 1 - beta1).
-        let m = m.add(&g.sub(&m)?.mul_scalar((1.0 - b1) as f32)?)?;
-        // PyTorch: exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2).
-        let v = v
-            .mul_scalar(b2 as f32)?
-            .add(&g.sqr()?.mul_scalar((1.0 - b2) as f32)?)?;
-        // Bias corrections in f64, like PyTorch's Python floats.
-        let t = step as f64;
-        let bias_correction1 = 1.0 - b1.powf(t);
-        let bias_correction2 = 1.0 - b2.powf(t);
-        let step_size = c.lr / bias_correction1;
-        let denom = v
-            .sqrt()?
-            .affine((1.0 / bias_correction2.sqrt()) as f32, c.eps as f32)?;
-        let new_p = p.sub(&m.div(&denom)?.mul_scalar(step_size as f32)?)?;
+        // One fused pass per parameter (PyTorch's update rule; see `Tensor::adam_step`).
+        let (new_p, exp_avg, exp_avg_sq) = p.adam_step(
+            g,
+            &m,
+            &v,
+            AdamStep {
+                lr: c.lr,
+                beta1: c.betas.0,
+                beta2: c.betas.1,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                step,
+            },
+        )?;
         Ok((
             new_p,
             Slot {
                 step,
-                exp_avg: m,
-                exp_avg_sq: v,
+                exp_avg,
+                exp_avg_sq,
             },
         ))
     }
 
-    /// The hyperparameters and per-parameter state under stable names (see
-    /// [`OptimizerState`]).
     pub fn state(&self) -> OptimizerState {
         let c = &self.config;
         let hyper = [

@@ -1,4 +1,5 @@
 //! The CPU backend: dense `Vec<f32>` storage, kernels on ndarray, rayon and `gemm`.
+mod adam;
 mod conv;
 mod conv_direct;
 mod conv_shifted;
@@ -265,6 +266,16 @@ impl BackendStorage for CpuStorage {
             instance,
             m.map(|t| t.0.as_slice()),
         )))
+    }
+    fn adam_step(
+        &self,
+        grad: &Self,
+        m: &Self,
+        v: &Self,
+        s: AdamStep,
+    ) -> Result<(Self, Self, Self)> {
+        let [p, m, v] = adam::adam_step(&self.0, &grad.0, &m.0, &v.0, s);
+        Ok((CpuStorage(p), CpuStorage(m), CpuStorage(v)))
     }
     fn norm_backward(
         &self,
