@@ -149,7 +149,9 @@ proptest! {
         let g = normal(y.dims(), seed ^ 1);
         let back = g.max_pool2d_scatter(&idx, [h, w], p).unwrap();
         prop_assert_eq!(back.dims(), &[n, c, h, w][..]);
-        close("scatter", &host(&back), &scatter_ref(&g, &host(&idx), [h, w], p), 1e-6, 1e-7)?;
+        // Overlapping windows add several gradients into one input in f32 (the reference in f64):
+        // a sum of values of magnitude ~1 that cancels to 0.04 was off by 2.1e-7.
+        close("scatter", &host(&back), &scatter_ref(&g, &host(&idx), [h, w], p), 1e-6, 2e-6)?;
         // ⟨scatter(g), u⟩ = ⟨g, gather(u)⟩ for any u.
         let u = normal(&[n, c, h, w], seed ^ 2);
         let gathered = u.max_pool2d_gather(&idx, p).unwrap();

@@ -117,29 +117,58 @@ struct Run {
     ox0: usize,
 }
 
+/// Where one column row reads for one run: the input row (None in the padding) and the part
+/// `q0..q1` of the run inside the image, from input column `first` (see `Geometry::locate`).
+type Span = Option<(usize, usize, usize, usize)>;
+
+/// The spans of every kernel tap (ky, kx) for every run of a tile, tap-major. They do not depend
+/// on the input channel, so a tile computes them once instead of once per column row: with many
+/// channels on a small image (K = 4096 rows of runs of 19 pixels in SPADE's discriminator) the
+/// bounds arithmetic cost more than the copies.
+fn spans(g: &Geometry, runs: &[Run]) -> Vec<Span> {
+    (0..g.kh * g.kw)
+        .flat_map(|tap| {
+            runs.iter()
+                .map(move |run| g.locate(run, tap / g.kw, tap % g.kw))
+        })
+        .collect()
+}
+
 /// Fills `col` (K × len, row-major) with the receptive fields of output pixels `t0..t0+len`
 /// of one image `x` (C × H × W).
 fn im2col_tile(x: &[f32], g: &Geometry, t0: usize, len: usize, col: &mut [f32]) {
     let sx = g.p.stride[1];
     let runs = g.runs(t0, len);
-    for (r, dst) in col.chunks_exact_mut(len).enumerate() {
-        let (ci, ky, kx) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        for run in &runs {
+    let spans = spans(g, &runs);
+    let (taps, plane_len) = (g.kh * g.kw, g.h * g.w);
+    let rows = col.chunks_exact_mut(len);
+    // Row r is (channel r / taps, tap r % taps): the two counters avoid a division per row.
+    for ((ci, tap), dst) in (0..g.c)
+        .flat_map(|ci| (0..taps).map(move |t| (ci, t)))
+        .zip(rows)
+    {
+        let plane = &x[ci * plane_len..(ci + 1) * plane_len];
+        for (run, span) in runs.iter().zip(&spans[tap * runs.len()..]) {
             let out = &mut dst[run.j..run.j + run.n];
-            let Some((iy, q0, q1, first)) = g.locate(run, ky, kx) else {
+            let Some((iy, q0, q1, first)) = *span else {
                 out.fill(0.0);
                 continue;
             };
             out[..q0].fill(0.0);
             out[q1..].fill(0.0);
             let src = &plane[iy * g.w + first..(iy + 1) * g.w];
-            if sx == 1 {
-                out[q0..q1].copy_from_slice(&src[..q1 - q0]);
-            } else {
-                for (o, s) in out[q0..q1].iter_mut().zip(src.iter().step_by(sx)) {
-                    *o = *s;
-                }
+            match sx {
+                1 => out[q0..q1].copy_from_slice(&src[..q1 - q0]),
+                // Stride 2 (the discriminators' and encoders' 4×4 convolutions): pairs
+                // vectorize where `step_by` stays a scalar gather.
+                2 => out[q0..q1]
+                    .iter_mut()
+                    .zip(src.chunks(2))
+                    .for_each(|(o, pair)| *o = pair[0]),
+                _ => out[q0..q1]
+                    .iter_mut()
+                    .zip(src.iter().step_by(sx))
+                    .for_each(|(o, s)| *o = *s),
             }
         }
     }
@@ -149,11 +178,16 @@ fn im2col_tile(x: &[f32], g: &Geometry, t0: usize, len: usize, col: &mut [f32]) 
 fn col2im_tile_add(col: &[f32], g: &Geometry, t0: usize, len: usize, dx: &mut [f32]) {
     let sx = g.p.stride[1];
     let runs = g.runs(t0, len);
-    for (r, src) in col.chunks_exact(len).enumerate() {
-        let (ci, ky, kx) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-        let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        for run in &runs {
-            let Some((iy, q0, q1, first)) = g.locate(run, ky, kx) else {
+    let spans = spans(g, &runs);
+    let (taps, plane_len) = (g.kh * g.kw, g.h * g.w);
+    let rows = col.chunks_exact(len);
+    for ((ci, tap), src) in (0..g.c)
+        .flat_map(|ci| (0..taps).map(move |t| (ci, t)))
+        .zip(rows)
+    {
+        let plane = &mut dx[ci * plane_len..(ci + 1) * plane_len];
+        for (run, span) in runs.iter().zip(&spans[tap * runs.len()..]) {
+            let Some((iy, q0, q1, first)) = *span else {
                 continue;
             };
             let dst = &mut plane[iy * g.w + first..(iy + 1) * g.w];
