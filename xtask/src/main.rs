@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::SystemTime;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -178,7 +179,7 @@ with zipfile.ZipFile(wheel) as z:
 /// (min, median) time in ms per iteration of each criterion benchmark under target/criterion,
 /// keyed by "group/id", from the raw samples. Both are reported: this machine is a VM whose
 /// neighbours add long stalls, so the median drifts between runs while the minimum is stable.
-fn criterion_times() -> Result<BTreeMap<String, (f64, f64)>, String> {
+fn criterion_times(since: SystemTime) -> Result<BTreeMap<String, (f64, f64)>, String> {
     let mut out = BTreeMap::new();
     let base = root().join("target/criterion");
     let mut stack = vec![base.clone()];
@@ -190,7 +191,7 @@ fn criterion_times() -> Result<BTreeMap<String, (f64, f64)>, String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.ends_with("new/sample.json") {
+            } else if p.ends_with("new/sample.json") && modified_since(&p, since) {
                 let text =
                     std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                 let id = p
@@ -209,6 +210,14 @@ fn criterion_times() -> Result<BTreeMap<String, (f64, f64)>, String> {
         }
     }
     Ok(out)
+}
+
+/// Whether `path` was written at or after `since`: criterion leaves the results of every earlier
+/// run on disk, and only the bench just run may count.
+fn modified_since(path: &Path, since: SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= since)
 }
 
 /// The numbers of the JSON array under `key`, read without a JSON dependency.
@@ -300,9 +309,9 @@ fn bench(quick: bool, rounds: usize, names: &[&str]) -> Result<(), String> {
             if quick {
                 args.extend(["--", "--quick"]);
             }
+            let started = SystemTime::now();
             run("cargo", &args)?;
-            // Every criterion result on disk (earlier benches' too: they only repeat a value).
-            for (id, t) in criterion_times()? {
+            for (id, t) in criterion_times(started)? {
                 ours.entry(id).or_default().push(t);
             }
             let script = root().join(format!("benches/torch_{name}.py"));
