@@ -402,7 +402,10 @@ pub fn conv2d_input_grad(
             padding: [full[0] - p.padding[0], full[1] - p.padding[1]],
             dilation: p.dilation,
         };
-        return conv2d(gout, [n, co, ho, wo], &flipped, [c, co, kh, kw], q);
+        let dx = conv2d(gout, [n, co, ho, wo], &flipped, [c, co, kh, kw], q);
+        // Scratch taken from the pool goes back to it (dropped, the next call would miss).
+        super::pool::give(flipped);
+        return dx;
     }
     let g = Geometry::new(c, [h, w], [kh, kw], p);
     let (k, pix, tile) = (g.k(), g.pixels(), g.tile());

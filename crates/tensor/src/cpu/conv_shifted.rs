@@ -301,6 +301,7 @@ fn weight_grad_direct(
             *d = summed[it * cop + o];
         }
     }
+    super::pool::give(summed);
     out
 }
 
@@ -354,6 +355,7 @@ fn weight_grad_gemm(g: &Wide, n: usize, gout: &[f32], co: usize, [kh, kw]: [usiz
             out[oc * kh * kw + pos] = v;
         }
     }
+    super::pool::give(by_position);
     out
 }
 
