@@ -194,6 +194,14 @@ impl Tensor {
         }
         Ok(())
     }
+    /// `other` on this tensor's device and of its shape (`why` explains the rule when it is not).
+    fn same_device_and_shape(&self, op: &'static str, other: &Tensor, why: &str) -> Result<()> {
+        self.same_device(op, other)?;
+        if other.shape != self.shape {
+            return Err(Error::mismatch(op, &self.shape, &other.shape, why));
+        }
+        Ok(())
+    }
     fn device_mismatch(&self, op: &'static str, other: &Tensor) -> Error {
         Error::DeviceMismatch {
             op,
@@ -1087,15 +1095,11 @@ impl Tensor {
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "adam_step";
         for t in [grad, exp_avg, exp_avg_sq] {
-            self.same_device(op, t)?;
-            if t.shape != self.shape {
-                return Err(Error::mismatch(
-                    op,
-                    &self.shape,
-                    &t.shape,
-                    "gradient and moments must have the parameter's shape",
-                ));
-            }
+            self.same_device_and_shape(
+                op,
+                t,
+                "gradient and moments must have the parameter's shape",
+            )?;
         }
         let (p, m, v) = match (
             &*self.storage,
@@ -1188,15 +1192,7 @@ impl Tensor {
         let op = "norm_backward";
         let d = x.check_norm_stats(op, mean, rstd, instance)?;
         for t in std::iter::once(self).chain(gamma) {
-            x.same_device(op, t)?;
-            if t.shape != x.shape {
-                return Err(Error::mismatch(
-                    op,
-                    &x.shape,
-                    &t.shape,
-                    "dy and γ must have the input's shape",
-                ));
-            }
+            x.same_device_and_shape(op, t, "dy and γ must have the input's shape")?;
         }
         let (dx, dgamma) = match (&*self.storage, &*x.storage, &*mean.storage, &*rstd.storage) {
             (Storage::Cpu(dy), Storage::Cpu(x), Storage::Cpu(mu), Storage::Cpu(r)) => {

@@ -240,6 +240,8 @@ impl Adam {
     fn update(&self, p: &Tensor, g: &Tensor, slot: Option<&Slot>) -> Result<(Tensor, Slot)> {
         let c = &self.config;
         let (step, m, v) = match slot {
+            // The moments follow the parameter when a module moves between devices (a no-op
+            // clone when it has not).
             Some(s) => (
                 s.step + 1,
                 s.exp_avg.to_device(p.device())?,
@@ -274,6 +276,8 @@ impl Adam {
         ))
     }
 
+    /// The hyperparameters and per-parameter state under stable names (see
+    /// [`OptimizerState`]).
     pub fn state(&self) -> OptimizerState {
         let c = &self.config;
         let hyper = [
