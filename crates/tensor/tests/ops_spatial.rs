@@ -480,6 +480,11 @@ fn conv2d_tiles_with_many_channels() {
     check_conv(2, 8, 40, [12, 14], [3, 3], Conv2dParams::new(1, 1, 1), 11).unwrap();
     // The flipped kernel's copy works in blocks of 16 input channels: 20 is one and a part.
     check_conv(1, 20, 6, [20, 21], [3, 3], Conv2dParams::new(1, 1, 1), 12).unwrap();
+    // 3×3, stride 1, ≥ 32 channels and ≥ 40 × 40 outputs: Winograd F(2×2, 3×3) for the forward,
+    // the input gradient (a padded forward) and the weight gradient; odd sizes end in partial
+    // tiles.
+    check_conv(1, 32, 33, [43, 45], [3, 3], Conv2dParams::new(1, 1, 1), 13).unwrap();
+    check_conv(2, 33, 32, [44, 41], [3, 3], Conv2dParams::default(), 14).unwrap();
 }
 
 #[test]

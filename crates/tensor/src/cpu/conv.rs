@@ -1,10 +1,12 @@
-//! conv2d and its two gradients by tiled im2col + GEMM.
+//! conv2d and its two gradients by tiled im2col + GEMM, after dispatch to the faster schemes
+//! where they apply: Winograd for wide 3×3 stride-1 convolutions on large enough images
+//! (`conv_winograd`), then the shifted / direct stride-1 kernels (`conv_shifted`).
 //!
 //! The output pixels of each image are cut into tiles; a tile's column matrix (K = C·kh·kw rows,
 //! one column per output pixel) is built in a thread-local buffer sized to stay in L2, then one
 //! GEMM per tile runs on the rayon thread that built it. Tiles, not images, are the unit of
 //! parallel work, so a batch of one (SinGAN) still uses every core.
-use super::{conv_shifted, gemm_f32};
+use super::{conv_shifted, conv_winograd, gemm_f32};
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -264,6 +266,12 @@ pub fn conv2d(
     [co, _, kh, kw]: [usize; 4],
     p: Conv2dParams,
 ) -> Vec<f32> {
+    let out_hw = p
+        .output_hw([h, w], [kh, kw])
+        .expect("conv geometry checked by Tensor");
+    if let Some(tr) = conv_winograd::choice(p, [c, co], [kh, kw], out_hw) {
+        return conv_winograd::conv2d(tr, x, [n, c, h, w], wt, co, p, out_hw);
+    }
     if conv_shifted::applies_forward(p, [c, co], [h, w]) {
         return conv_shifted::conv2d(x, [n, c, h, w], wt, [co, c, kh, kw], p);
     }
@@ -311,6 +319,12 @@ pub fn conv2d_weight_grad(
     [kh, kw]: [usize; 2],
     p: Conv2dParams,
 ) -> Vec<f32> {
+    let out_hw = p
+        .output_hw([h, w], [kh, kw])
+        .expect("conv geometry checked by Tensor");
+    if let Some(tr) = conv_winograd::choice(p, [c, co], [kh, kw], out_hw) {
+        return conv_winograd::conv2d_weight_grad(tr, x, [n, c, h, w], gout, co, p, out_hw);
+    }
     if conv_shifted::applies(p, [c, co]) {
         return conv_shifted::conv2d_weight_grad(x, [n, c, h, w], gout, [n, co, 0, 0], [kh, kw], p);
     }

@@ -3,6 +3,7 @@ mod adam;
 mod conv;
 mod conv_direct;
 mod conv_shifted;
+mod conv_winograd;
 mod elementwise;
 mod gemm_f32;
 mod layout;
