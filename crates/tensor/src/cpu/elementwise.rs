@@ -122,6 +122,16 @@ pub fn unary(x: &[f32], op: UnaryOp) -> Vec<f32> {
         UnaryOp::Relu => run!(relu),
         UnaryOp::Affine { mul, add } => run!(move |v: f32| v * mul + add),
         UnaryOp::LeakyRelu(s) => run!(move |v: f32| if v > 0.0 { v } else { v * s }),
+        // One closure per comparison: through `unary_fn` the comparison was matched per element
+        // and did not vectorize (LeakyReLU's backward mask, 3.3× slower than an affine map).
+        UnaryOp::CmpScalar(c, s) => match c {
+            CmpOp::Eq => run!(move |v: f32| (v == s) as u8 as f32),
+            CmpOp::Ne => run!(move |v: f32| (v != s) as u8 as f32),
+            CmpOp::Lt => run!(move |v: f32| (v < s) as u8 as f32),
+            CmpOp::Le => run!(move |v: f32| (v <= s) as u8 as f32),
+            CmpOp::Gt => run!(move |v: f32| (v > s) as u8 as f32),
+            CmpOp::Ge => run!(move |v: f32| (v >= s) as u8 as f32),
+        },
         _ => run!(unary_fn(op)),
     }
     out
