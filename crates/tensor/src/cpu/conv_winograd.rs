@@ -142,7 +142,7 @@ pub(super) fn conv2d(
     (0..n * plan.tasks_per_image)
         .into_par_iter()
         .for_each(|task| {
-            plan.run(task, x, co, |img, a0, rows, v, mm, work| {
+            plan.run(task, x, |img, a0, rows, v, mm, work| {
                 let nt = rows * plan.g.tx;
                 for f in 0..plan.freqs {
                     // SAFETY: M[f] (co × nt, row stride nt) = U[f] (co × c, row stride c) ·
@@ -188,9 +188,9 @@ pub(super) fn conv2d_weight_grad(
     [ho, wo]: [usize; 2],
 ) -> Vec<f32> {
     let plan = Plan::new(tr, [c, h, w], co, p, [ho, wo]);
-    let (freqs, t) = (plan.freqs, tr.t);
+    let freqs = plan.freqs;
     let du = sum_over_tasks(n * plan.tasks_per_image, freqs * co * c, |acc, task| {
-        plan.run(task, x, co, |img, a0, rows, v, e, work| {
+        plan.run(task, x, |img, a0, rows, v, e, work| {
             let nt = rows * plan.g.tx;
             let grad = &gout[img * co * ho * wo..(img + 1) * co * ho * wo];
             transform_tiles(Tiles::OutputGrad, tr, &plan.g, grad, a0, rows, e, work);
@@ -220,9 +220,7 @@ pub(super) fn conv2d_weight_grad(
     });
     // dW[o][i][k][l] = Σ_f G[a][k]·G[b][l]·dU[f][o][i], f = (a, b): the adjoint of
     // `transform_weights`.
-    let coef: Vec<[f32; 9]> = (0..freqs)
-        .map(|f| std::array::from_fn(|kl| tr.g[(f / t) * 3 + kl / 3] * tr.g[(f % t) * 3 + kl % 3]))
-        .collect();
+    let coef = kernel_coefficients(tr);
     let mut dw = super::pool::take(co * c * 9);
     dw.par_chunks_mut(9 * 256)
         .enumerate()
@@ -300,7 +298,6 @@ impl Plan {
         &self,
         task: usize,
         x: &[f32],
-        co: usize,
         f: impl FnOnce(usize, usize, usize, &mut [f32], &mut [f32], &mut [f32]),
     ) {
         let (m, t, tx) = (self.tr.m, self.tr.t, self.g.tx);
@@ -310,7 +307,7 @@ impl Plan {
         );
         let rows = self.rows.min(self.ty - a0);
         let nt = rows * tx;
-        let (v_len, second_len) = (self.freqs * self.g.c * nt, self.freqs * co * nt);
+        let (v_len, second_len) = (self.freqs * self.g.c * nt, self.freqs * self.g.co * nt);
         // The largest of the three transforms' work areas.
         let work_len = (2 * t * (tx + 1) * m).max((t * m + m * m) * tx);
         with_scratch(v_len + second_len + work_len, |s| {
@@ -342,17 +339,20 @@ fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// (G g Gᵀ)[f] = Σ_{k,l} G[i][k]·G[j][l]·g[k][l] for f = (i, j): nine fixed coefficients per
+/// frequency, indexed by k·3 + l.
+fn kernel_coefficients(tr: &Transform) -> Vec<[f32; 9]> {
+    let t = tr.t;
+    (0..t * t)
+        .map(|f| std::array::from_fn(|kl| tr.g[(f / t) * 3 + kl / 3] * tr.g[(f % t) * 3 + kl % 3]))
+        .collect()
+}
+
 /// U[f][o][i] = (G g[o][i] Gᵀ)[f] for f = (row, column) of the t × t transformed kernel.
 fn transform_weights(tr: &Transform, wt: &[f32], co: usize, c: usize) -> Vec<f32> {
-    let t = tr.t;
-    let mut u = super::pool::take(t * t * co * c);
-    u.par_chunks_mut(co * c).enumerate().for_each(|(f, uf)| {
-        let (i, j) = (f / t, f % t);
-        // (G g Gᵀ)[i][j] = Σ_{k,l} G[i][k]·G[j][l]·g[k][l]: nine fixed coefficients per f.
-        let mut coef = [0f32; 9];
-        for (kl, cf) in coef.iter_mut().enumerate() {
-            *cf = tr.g[i * 3 + kl / 3] * tr.g[j * 3 + kl % 3];
-        }
+    let coef = kernel_coefficients(tr);
+    let mut u = super::pool::take(coef.len() * co * c);
+    u.par_chunks_mut(co * c).zip(&coef).for_each(|(uf, coef)| {
         for (dst, g) in uf.iter_mut().zip(wt.chunks_exact(9)) {
             *dst = coef.iter().zip(g).map(|(a, b)| a * b).sum();
         }
@@ -512,8 +512,14 @@ fn transform_grad_tiles<const M: usize>(
 ) {
     let (m, t, tx) = (M, M + 2, g.tx);
     let nt = rows * tx;
-    // A = (Aᵀ)ᵀ, t × m: column j of Aᵀ as a contiguous row.
-    let a: Vec<f32> = (0..t * m).map(|k| tr.at[(k % m) * t + k / m]).collect();
+    // A = (Aᵀ)ᵀ, t × m: column j of Aᵀ as a contiguous row (t·m ≤ 24).
+    let a: [f32; 24] = std::array::from_fn(|k| {
+        if k < t * m {
+            tr.at[(k % m) * t + k / m]
+        } else {
+            0.0
+        }
+    });
     let (phases, hor) = work[..(m * m + m * t) * tx].split_at_mut(m * m * tx);
     for o in 0..g.co {
         let plane = &grad[o * g.ho * g.wo..(o + 1) * g.ho * g.wo];
