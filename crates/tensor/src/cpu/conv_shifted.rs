@@ -7,37 +7,48 @@
 //! strided view of the input itself. The wp − wo extra columns of each row are computed and
 //! dropped (≈1–6 % extra work at SinGAN's sizes); im2col's 9× copy of the input disappears.
 use super::conv::{balanced_tile, sum_over_tasks, with_scratch, SharedMut};
-use super::conv_direct::{self, PackedWeights, GRAD_TAPS};
+use super::conv_direct::{self, Isa, PackedWeights, GRAD_TAPS};
 use super::gemm_f32;
 use crate::backend::Conv2dParams;
 use rayon::prelude::*;
 use std::borrow::Cow;
 
-/// Whether the shifted scheme is used for a convolution of `c` to `co` channels: stride 1, and
-/// either no padding or the direct AVX-512 kernels with at most 128 channels on either side. With
-/// padding the input is first copied into a zero-padded buffer; with `gemm` for the sums that
-/// measured slower than tiled im2col (SPADE's 3×3, pad 1 convs: 128 → 1024 channels at 16×16 took
-/// 2.9 ms by im2col against 5.7 ms shifted), and so it still does with the direct kernels for
-/// SPADE's wide layers (5.8 ms against 10.4 ms on one thread), while at 64 and 128 channels on
-/// 128×128 and 64×64 images the direct kernels take 0.7–0.9 of im2col's time (docs/PERF.md).
+/// Input channels below which the kernel-position GEMMs (inner dimension c) are too thin and
+/// im2col's single GEMM (inner dimension c·kh·kw) is faster: SinGAN's RGB head convolutions.
+/// On the AVX2 machine, 3 → 128 at 155×203 took 1.5 ms by im2col against 5.3 ms shifted with
+/// `gemm` (2.0 direct), and its weight gradient 1.65 ms against 6.9; 3 → 64 at 79×101 0.21 ms
+/// against 0.64 (0.23 direct), weight gradient 0.25 against 0.44.
+const MIN_CHANNELS: usize = 8;
+
+/// Whether the shifted scheme is used for a convolution of `c` to `co` channels: stride 1, at
+/// least `MIN_CHANNELS` inputs, and either no padding or the direct kernels with at most 128
+/// channels on either side. With padding the input is first copied into a zero-padded buffer;
+/// with `gemm` for the sums that measured slower than tiled im2col (SPADE's 3×3, pad 1 convs:
+/// 128 → 1024 channels at 16×16 took 2.9 ms by im2col against 5.7 ms shifted), and so it still
+/// does with the direct kernels for SPADE's wide layers (5.8 ms against 10.4 ms on one thread),
+/// while at 64 and 128 channels on 128×128 and 64×64 images the direct AVX-512 kernels take
+/// 0.7–0.9 of im2col's time (docs/PERF.md).
 pub(super) fn applies(p: Conv2dParams, [c, co]: [usize; 2]) -> bool {
     p.stride == [1, 1]
+        && c >= MIN_CHANNELS
         && (p.padding == [0, 0] || (c <= 128 && co <= 128 && conv_direct::available()))
 }
 
 /// Whether the forward convolution of an h × w image takes the shifted scheme: as [`applies`],
-/// and also padded convolutions from up to 256 input channels to at most 128 outputs on images of
-/// at least 64 × 64 (the input gradient of SPADE's γ/β convolutions at 256 channels, its
-/// generator's 256 → 128 convolutions). There the direct kernel took 0.85–0.88 of im2col's time
-/// (256 → 128 at 64² and 128², five measurements); at 32² the two were even and at 16² and from
-/// 512 channels im2col was faster.
+/// and also, with the direct kernels:
+/// - padded convolutions from up to 256 input channels to at most 128 outputs on images of at
+///   least 64 × 64 (the input gradient of SPADE's γ/β convolutions at 256 channels, its
+///   generator's 256 → 128 convolutions). There the direct AVX-512 kernel took 0.85–0.88 of
+///   im2col's time (256 → 128 at 64² and 128², five measurements); at 32² the two were even and at
+///   16² and from 512 channels im2col was faster.
+/// - fewer than `MIN_CHANNELS` inputs on images under 64 × 64 (SinGAN's coarse RGB heads and the
+///   input gradients of its RGB tails): 32 → 3's input gradient at 25×34 took 0.030 ms direct
+///   against 0.049 by im2col (AVX2); from 64 × 64 im2col is faster, as [`MIN_CHANNELS`] says.
 pub(super) fn applies_forward(p: Conv2dParams, [c, co]: [usize; 2], [h, w]: [usize; 2]) -> bool {
+    let direct = p.stride == [1, 1] && conv_direct::available();
     applies(p, [c, co])
-        || (p.stride == [1, 1]
-            && c <= 256
-            && co <= 128
-            && h * w >= 64 * 64
-            && conv_direct::available())
+        || (direct && (MIN_CHANNELS..=256).contains(&c) && co <= 128 && h * w >= 64 * 64)
+        || (direct && c < MIN_CHANNELS && h * w < 64 * 64)
 }
 
 struct Wide<'a> {
@@ -168,31 +179,31 @@ pub fn conv2d(
     wshape: [usize; 4],
     p: Conv2dParams,
 ) -> Vec<f32> {
-    conv2d_with(x, shape, wt, wshape, p, conv_direct::available())
+    conv2d_with(x, shape, wt, wshape, p, conv_direct::isa())
 }
 
-/// `conv2d` by `conv_direct`'s kernel (`direct`, which needs AVX-512F) or by kh·kw GEMMs per tile.
+/// `conv2d` by `conv_direct`'s kernel for instruction set `direct`, or by kh·kw GEMMs per tile.
 fn conv2d_with(
     x: &[f32],
     shape: [usize; 4],
     wt: &[f32],
     [co, _, kh, kw]: [usize; 4],
     p: Conv2dParams,
-    direct: bool,
+    direct: Option<Isa>,
 ) -> Vec<f32> {
     let n = shape[0];
     let g = Wide::new(x, shape, [kh, kw], p, co);
     let (c, plane, out_pix, ntiles) = (g.c, g.plane, g.ho * g.wo, g.tiles());
     let mut out = super::pool::take(n * co * out_pix);
     let dst = SharedMut(out.as_mut_ptr());
-    let direct = direct.then(|| PackedWeights::new(wt, co, c, kh * kw));
+    let direct = direct.map(|isa| (isa, PackedWeights::new(wt, co, c, kh * kw)));
     let offsets = g.offsets([kh, kw]);
     (0..n * ntiles).into_par_iter().for_each(|task| {
         let (img, q0) = (task / ntiles, (task % ntiles) * g.tile);
         let len = g.tile.min(g.pixels - q0);
         with_scratch(co * len, |acc| {
-            if let Some(w) = &direct {
-                conv_direct::forward_tile(w, g.image(img), plane, q0, len, &offsets, acc);
+            if let Some((isa, w)) = &direct {
+                conv_direct::forward_tile(*isa, w, g.image(img), plane, q0, len, &offsets, acc);
             } else {
                 for ky in 0..kh {
                     for kx in 0..kw {
@@ -254,9 +265,12 @@ pub fn conv2d_weight_grad(
     // (32 → 3 channels at 25×34: 0.03 ms against 0.11 ms, one thread), below 16 input channels
     // (3 → 32: 0.042 ms against 0.058 ms) and above 64 (128 → 128 at 196×196: 129 ms against
     // 147 ms), while at 32 and 64 channels the direct kernel takes 0.6 and 0.7 of gemm's time.
-    match <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])) {
-        Ok(offsets) if co >= 16 && (16..=64).contains(&g.c) && conv_direct::available() => {
-            weight_grad_direct(&g, shape[0], gout, co, &offsets)
+    match (
+        <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])),
+        conv_direct::isa(),
+    ) {
+        (Ok(offsets), Some(isa)) if co >= 16 && (16..=64).contains(&g.c) => {
+            weight_grad_direct(isa, &g, shape[0], gout, co, &offsets)
         }
         _ => weight_grad_gemm(&g, shape[0], gout, co, [kh, kw]),
     }
@@ -265,6 +279,7 @@ pub fn conv2d_weight_grad(
 /// The weight gradient by `conv_direct`'s kernel, accumulated as [c][kh·kw][co rounded up to 16]
 /// so that output channels are contiguous vectors.
 fn weight_grad_direct(
+    isa: Isa,
     g: &Wide,
     n: usize,
     gout: &[f32],
@@ -292,7 +307,18 @@ fn weight_grad_direct(
                     }
                 }
             });
-            conv_direct::weight_grad_tile(gt, cop, g.image(img), c, plane, q0, len, offsets, acc);
+            conv_direct::weight_grad_tile(
+                isa,
+                gt,
+                cop,
+                g.image(img),
+                c,
+                plane,
+                q0,
+                len,
+                offsets,
+                acc,
+            );
         });
     });
     let mut out = super::pool::take(co * c * GRAD_TAPS);
@@ -440,14 +466,11 @@ mod tests {
         let (dw, dw_mag) = dw;
 
         let wshape = [co, c, kh, kw];
-        for direct in [false, true] {
-            if direct && !conv_direct::available() {
-                eprintln!("SKIP direct variant: no AVX-512F on this CPU");
-                continue;
-            }
+        let variants = conv_direct::supported().into_iter().map(Some);
+        for direct in std::iter::once(None).chain(variants) {
             let got = conv2d_with(&x, shape, &wt, wshape, p, direct);
             check(
-                &format!("conv2d (direct {direct}) {what}"),
+                &format!("conv2d (direct {direct:?}) {what}"),
                 &got,
                 &y,
                 &y_mag,
@@ -456,12 +479,16 @@ mod tests {
         let g = Wide::new(&x, shape, [kh, kw], p, co);
         let got = weight_grad_gemm(&g, n, &gout, co, [kh, kw]);
         check(&format!("weight grad (gemm) {what}"), &got, &dw, &dw_mag);
-        if let (Ok(offsets), true) = (
-            <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])),
-            conv_direct::available(),
-        ) {
-            let got = weight_grad_direct(&g, n, &gout, co, &offsets);
-            check(&format!("weight grad (direct) {what}"), &got, &dw, &dw_mag);
+        if let Ok(offsets) = <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])) {
+            for isa in conv_direct::supported() {
+                let got = weight_grad_direct(isa, &g, n, &gout, co, &offsets);
+                check(
+                    &format!("weight grad (direct {isa:?}) {what}"),
+                    &got,
+                    &dw,
+                    &dw_mag,
+                );
+            }
         }
         // The public entry points, whichever variant they pick.
         let got = super::super::conv::conv2d(&x, shape, &wt, wshape, p);
