@@ -13,11 +13,13 @@ pub mod pool;
 mod reduce;
 mod resample;
 mod sum;
+mod workers;
 
 use crate::backend::*;
 use crate::{Result, Shape};
 
 pub(crate) use gemm_f32::gemm_f32;
+pub use workers::run_with_workers_polling;
 
 /// Below this many elements, kernels run on one thread: rayon's fork-join costs more than it saves.
 pub(crate) const PAR_MIN: usize = 1 << 15;
