@@ -100,13 +100,10 @@ pub fn broadcast_to(x: &[f32], shape: &Shape, out: &Shape) -> Vec<f32> {
 }
 
 pub fn narrow(x: &[f32], shape: &Shape, axis: usize, start: usize, len: usize) -> Vec<f32> {
-    let v = view(x, shape);
-    let outer: usize = shape.dims()[..axis].iter().product();
-    let inner: usize = shape.dims()[axis + 1..].iter().product();
-    if outer == 1 {
-        return x[start * inner..(start + len) * inner].to_vec();
-    }
-    standard(v.slice_axis(Axis(axis), Slice::from(start..start + len)))
+    let strides = contiguous_strides(shape.dims());
+    let mut dims = shape.dims().to_vec();
+    dims[axis] = len;
+    gather_strided(&x[start * strides[axis]..], &dims, &strides)
 }
 
 pub fn pad_axis(x: &[f32], shape: &Shape, axis: usize, before: usize, after: usize) -> Vec<f32> {
