@@ -42,8 +42,9 @@ pub(super) fn applies(p: Conv2dParams, [c, co]: [usize; 2]) -> bool {
 ///   im2col's time (256 → 128 at 64² and 128², five measurements); at 32² the two were even and at
 ///   16² and from 512 channels im2col was faster.
 /// - fewer than `MIN_CHANNELS` inputs on images under 64 × 64 (SinGAN's coarse RGB heads and the
-///   input gradients of its RGB tails): 32 → 3's input gradient at 25×34 took 0.030 ms direct
-///   against 0.049 by im2col (AVX2); from 64 × 64 im2col is faster, as [`MIN_CHANNELS`] says.
+///   input gradients of its RGB tails): 32 → 3's input gradient at 25×34 took 0.022–0.030 ms
+///   direct against 0.026–0.049 by im2col (AVX2, three runs); from 64 × 64 im2col is faster, as
+///   [`MIN_CHANNELS`] says.
 pub(super) fn applies_forward(p: Conv2dParams, [c, co]: [usize; 2], [h, w]: [usize; 2]) -> bool {
     let direct = p.stride == [1, 1] && conv_direct::available();
     applies(p, [c, co])
