@@ -262,10 +262,11 @@ pub fn conv2d_weight_grad(
 ) -> Vec<f32> {
     let g = Wide::new(x, shape, [kh, kw], p, co);
     // The direct kernel handles 3×3 kernels. It computes output channels in vectors of 16 and
-    // transposes the output gradient first; `gemm` measured faster below 16 output channels
-    // (32 → 3 channels at 25×34: 0.03 ms against 0.11 ms, one thread), below 16 input channels
-    // (3 → 32: 0.042 ms against 0.058 ms) and above 64 (128 → 128 at 196×196: 129 ms against
-    // 147 ms), while at 32 and 64 channels the direct kernel takes 0.6 and 0.7 of gemm's time.
+    // transposes the output gradient first. With AVX-512, `gemm` measured faster below 16 output
+    // channels (32 → 3 channels at 25×34: 0.03 ms against 0.11 ms, one thread), below 16 input
+    // channels (3 → 32: 0.042 ms against 0.058 ms) and above 64 (128 → 128 at 196×196: 129 ms
+    // against 147 ms), while at 32 and 64 channels the direct kernel takes 0.6 and 0.7 of gemm's
+    // time. With AVX2 it takes 0.80 (32 → 32 at 35×44) and 0.89 (64 → 64 at 30×36).
     match (
         <[usize; GRAD_TAPS]>::try_from(g.offsets([kh, kw])),
         conv_direct::isa(),

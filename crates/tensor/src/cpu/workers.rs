@@ -1,7 +1,7 @@
 //! Keeping rayon's workers awake through a stretch of many small parallel ops.
 //!
 //! rayon parks a worker that finds no work for a few microseconds, and waking a parked one costs
-//! 30–100 µs on the 2-vCPU VMs this project is measured on. A training step issues thousands of
+//! 30–100 µs on the 2-vCPU VMs this project is measured on. A training step issues hundreds of
 //! forks of 20–200 µs each, with serial gaps in between (small ops, graph bookkeeping), so a
 //! parked partner often arrives after the forking thread has done both halves itself. Measured
 //! there: `rayon::join` of two 50 µs spins took a median 51 µs right after another join, but
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// `IDLE_POLL` instead, so a long serial stretch (or a wait on a GPU) does not hold a core at
 /// full load.
 const IDLE_SPINS: u32 = 20_000;
-/// The polling period of a worker that has been idle for `IDLE_SPIN`.
+/// The polling period of a worker after `IDLE_SPINS` empty polls.
 const IDLE_POLL: Duration = Duration::from_micros(50);
 
 /// Runs `f` on a worker of rayon's global pool (inline when already on a worker) while, if `f`
