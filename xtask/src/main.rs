@@ -112,6 +112,8 @@ fn ci() -> Result<(), String> {
             "--test",
             "cuda_backend",
             "--test",
+            "cuda_tf32",
+            "--test",
             "cuda_grad",
             "--test",
             "cuda_training",
@@ -349,8 +351,9 @@ fn bench(quick: bool, rounds: usize, names: &[&str]) -> Result<(), String> {
 }
 
 /// The test targets the GPU bundle runs: every test that exercises the CUDA backend.
-const GPU_TESTS: [&str; 4] = [
+const GPU_TESTS: [&str; 5] = [
     "cuda_backend",
+    "cuda_tf32",
     "cuda_grad",
     "cuda_training",
     "kernels_compile",

@@ -54,6 +54,8 @@ if peak_bw:
     tc = torch.get("hbm/copy_1GiB")
     print(f"Device-to-device copy (1 GiB, read + write): {peak_bw:.0f} GB/s"
           + (f" (PyTorch `copy_`: {2 * 4 * 2**28 / (tc[0] * 1e-3) / 1e9:.0f} GB/s)" if tc else "") + "\n")
+print("Ids ending in `_tf32`: convolutions with TF32 on both sides (tessera `ConvMath::Tf32`, "
+      "cuDNN with `allow_tf32`); the others FP32, TF32 off.\n")
 print("| case | tessera ms | PyTorch ms | PyTorch / tessera | tessera GB/s | % of copy BW | tessera TFLOP/s | PyTorch TF32 ms |")
 print("|---|---|---|---|---|---|---|---|")
 for ident, row in ours.items():

@@ -249,47 +249,51 @@ template <> __device__ __forceinline__ void load_vec<2>(const float* src, float*
     dst[0] = v.x; dst[1] = v.y;
 }
 
-template <int BM, int BN, int BK, int TM, int TN, class P>
-__device__ __forceinline__ void gemm_tile(const P& prob, int k_chunk) {
-    constexpr int TY = BM / TM, TX = BN / TN, NT = TY * TX;
-    constexpr int VM = TM / 2, VN = TN / 2;
-    constexpr int A_PER = BM * BK / NT, B_PER = BK * BN / NT;
-    constexpr int BPAD = P::B_K_FASTEST ? 4 : 0;
-    static_assert(NT == 256, "256 threads per block");
-    // +4 columns: the transposing stores into As (k fastest across threads) hit distinct banks.
-    __shared__ __align__(16) float As[BK][BM + 4];
-    __shared__ __align__(16) float Bs[BK][BN + BPAD];
-    const int tid = threadIdx.x, tx = tid % TX, ty = tid / TX;
-    const int K = prob.k_size();
-    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const bool split = P::SPLIT_K && gridDim.z > 1;
-    const int k_begin = split ? blockIdx.z * k_chunk : 0;
-    const int k_end = split ? min(K, k_begin + k_chunk) : K;
+// The rows of C a block owns and the part of K it reduces: gridDim.z splits K when the problem
+// allows it (the partial tiles are then added atomically), else it indexes the matmul batch.
+template <class P>
+struct BlockRange {
+    int m0, n0, k_begin, k_end;
+    bool split;
+    __device__ BlockRange(const P& prob, int bm, int bn, int k_chunk) {
+        const int K = prob.k_size();
+        m0 = blockIdx.y * bm;
+        n0 = blockIdx.x * bn;
+        split = P::SPLIT_K && gridDim.z > 1;
+        k_begin = split ? blockIdx.z * k_chunk : 0;
+        k_end = split ? min(K, k_begin + k_chunk) : K;
+    }
+};
 
-    float acc[TM][TN];
-#pragma unroll
-    for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
-
-    // Slot e of A covers (mm, kk) = (tid / BK + e·NT/BK, tid % BK); slot e of B covers
-    // (kk, nn) = (tid / BN + e·NT/BN, tid % BN), or (tid % BK, tid / BK + e·NT/BK) k-fastest.
+// The global → shared pipeline of a 256-thread block, shared by the FP32 and TF32 tiles.
+// Slot e of A covers (mm, kk) = (tid / BK + e·NT/BK, tid % BK); slot e of B covers
+// (kk, nn) = (tid / BN + e·NT/BN, tid % BN), or (tid % BK, tid / BK + e·NT/BK) k-fastest.
+// fetch() issues the next BK-deep tile's global loads into registers (and advances the walkers),
+// so they are in flight while the current tile is consumed; stash() stores them into shared
+// memory, As[k][m] and Bs[k][n].
+template <int BM, int BN, int BK, class P>
+struct TileLoader {
+    static constexpr int NT = 256, A_PER = BM * BK / NT, B_PER = BK * BN / NT;
     typename P::AWalk aw[A_PER];
     typename P::BWalk bw[B_PER];
-    const int a_kk = tid % BK;
-#pragma unroll
-    for (int e = 0; e < A_PER; ++e) aw[e].init(prob, m0 + tid / BK + e * (NT / BK), k_begin + a_kk, BK);
-    int b_kk[B_PER];
-#pragma unroll
-    for (int e = 0; e < B_PER; ++e) {
-        int kk = P::B_K_FASTEST ? tid % BK : tid / BN + e * (NT / BN);
-        int nn = P::B_K_FASTEST ? tid / BK + e * (NT / BK) : tid % BN;
-        b_kk[e] = kk;
-        bw[e].init(prob, k_begin + kk, n0 + nn, BK);
-    }
-
+    int tid, a_kk, b_kk[B_PER];
     float ra[A_PER], rb[B_PER];
-    auto fetch = [&](int k0) {
+
+    __device__ int b_nn(int e) const {
+        return P::B_K_FASTEST ? tid / BK + e * (NT / BK) : tid % BN;
+    }
+    __device__ TileLoader(const P& prob, const BlockRange<P>& r) {
+        tid = threadIdx.x;
+        a_kk = tid % BK;
+#pragma unroll
+        for (int e = 0; e < A_PER; ++e) aw[e].init(prob, r.m0 + tid / BK + e * (NT / BK), r.k_begin + a_kk, BK);
+#pragma unroll
+        for (int e = 0; e < B_PER; ++e) {
+            b_kk[e] = P::B_K_FASTEST ? tid % BK : tid / BN + e * (NT / BN);
+            bw[e].init(prob, r.k_begin + b_kk[e], r.n0 + b_nn(e), BK);
+        }
+    }
+    __device__ void fetch(const P& prob, int k0, int k_end) {
 #pragma unroll
         for (int e = 0; e < A_PER; ++e) ra[e] = aw[e].load(prob, k0 + a_kk < k_end);
 #pragma unroll
@@ -298,20 +302,56 @@ __device__ __forceinline__ void gemm_tile(const P& prob, int k_chunk) {
         for (int e = 0; e < A_PER; ++e) aw[e].step(prob, BK);
 #pragma unroll
         for (int e = 0; e < B_PER; ++e) bw[e].step(prob, BK);
-    };
-
-    if (k_begin < k_end) fetch(k_begin);
-    for (int k0 = k_begin; k0 < k_end; k0 += BK) {
-        __syncthreads();
+    }
+    // ROUND maps each value on its way into shared memory (identity, or rounding to TF32).
+    template <class ROUND, int AW, int BW>
+    __device__ void stash(float (&As)[BK][AW], float (&Bs)[BK][BW]) const {
 #pragma unroll
-        for (int e = 0; e < A_PER; ++e) As[a_kk][tid / BK + e * (NT / BK)] = ra[e];
+        for (int e = 0; e < A_PER; ++e) As[a_kk][tid / BK + e * (NT / BK)] = ROUND::apply(ra[e]);
 #pragma unroll
-        for (int e = 0; e < B_PER; ++e) {
-            int nn = P::B_K_FASTEST ? tid / BK + e * (NT / BK) : tid % BN;
-            Bs[b_kk[e]][nn] = rb[e];
+        for (int e = 0; e < B_PER; ++e) Bs[b_kk[e]][b_nn(e)] = ROUND::apply(rb[e]);
+    }
+    // The block's K loop: each BK-deep tile is stashed, the next one fetched, and then
+    // consume() reads the stashed tile from As and Bs.
+    template <class ROUND, int AW, int BW, class F>
+    __device__ void run(const P& prob, const BlockRange<P>& r, float (&As)[BK][AW], float (&Bs)[BK][BW],
+                        F consume) {
+        if (r.k_begin < r.k_end) fetch(prob, r.k_begin, r.k_end);
+        for (int k0 = r.k_begin; k0 < r.k_end; k0 += BK) {
+            __syncthreads();
+            stash<ROUND>(As, Bs);
+            __syncthreads();
+            if (k0 + BK < r.k_end) fetch(prob, k0 + BK, r.k_end);
+            consume();
         }
-        __syncthreads();
-        if (k0 + BK < k_end) fetch(k0 + BK);
+    }
+};
+
+struct KeepFp32 {
+    static __device__ __forceinline__ float apply(float v) { return v; }
+};
+
+// FP32 on the CUDA cores: thread (ty, tx) accumulates a TM×TN block of C with FMAs.
+template <int BM, int BN, int BK, int TM, int TN, class P>
+__device__ __forceinline__ void gemm_tile(const P& prob, int k_chunk) {
+    constexpr int TY = BM / TM, TX = BN / TN, NT = TY * TX;
+    constexpr int VM = TM / 2, VN = TN / 2;
+    constexpr int BPAD = P::B_K_FASTEST ? 4 : 0;
+    static_assert(NT == 256, "256 threads per block");
+    // +4 columns: the transposing stores into As (k fastest across threads) hit distinct banks.
+    __shared__ __align__(16) float As[BK][BM + 4];
+    __shared__ __align__(16) float Bs[BK][BN + BPAD];
+    const int tid = threadIdx.x, tx = tid % TX, ty = tid / TX;
+    const BlockRange<P> r(prob, BM, BN, k_chunk);
+
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+    TileLoader<BM, BN, BK, P> loader(prob, r);
+    loader.template run<KeepFp32>(prob, r, As, Bs, [&] {
 #pragma unroll
         for (int kk = 0; kk < BK; ++kk) {
             float fa[TM], fb[TN];
@@ -324,18 +364,102 @@ __device__ __forceinline__ void gemm_tile(const P& prob, int k_chunk) {
 #pragma unroll
                 for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(fa[i], fb[j], acc[i][j]);
         }
-    }
+    });
     const int M = prob.m_size(), N = prob.n_size();
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        int m = m0 + (i / VM) * (BM / 2) + ty * VM + i % VM;
+        int m = r.m0 + (i / VM) * (BM / 2) + ty * VM + i % VM;
         if (m >= M) continue;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            int n = n0 + (j / VN) * (BN / 2) + tx * VN + j % VN;
-            if (n < N) prob.store(m, n, acc[i][j], split);
+            int n = r.n0 + (j / VN) * (BN / 2) + tx * VN + j % VN;
+            if (n < N) prob.store(m, n, acc[i][j], r.split);
         }
     }
+}
+
+// ---- TF32 on the tensor cores (compute capability 8.0 and up) ----
+//
+// Operands are rounded to TF32 (10-bit mantissa, round to nearest, ties away) as they enter
+// shared memory; products are exact and accumulate in FP32, like cuDNN with allow_tf32. Each
+// of the 8 warps (2 along M × 4 along N) owns a (BM/2)×(BN/4) block of C as 16×8 tiles of
+// mma.sync.m16n8k8. In a tile, lane l (group g = l / 4, quad q = l % 4) holds
+//   A: (g, q), (g + 8, q), (g, q + 4), (g + 8, q + 4)   rows m, columns k
+//   B: (q, g), (q + 4, g)                               rows k, columns n
+//   C: (g, 2q), (g, 2q + 1), (g + 8, 2q), (g + 8, 2q + 1)
+// (the PTX ISA's fragment layout for .m16n8k8 with .tf32).
+
+struct RoundTf32 {
+    static __device__ __forceinline__ float apply(float v) {
+        unsigned bits;
+        asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(v));
+        return __uint_as_float(bits);
+    }
+};
+
+__device__ __forceinline__ void mma_tf32(float (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+template <int BM, int BN, int BK, class P>
+__device__ __forceinline__ void gemm_tile_tf32(const P& prob, int k_chunk) {
+    constexpr int WARPS_N = 4, WM = BM / 2, WN = BN / WARPS_N, MI = WM / 16, NI = WN / 8;
+    static_assert(WM % 16 == 0 && WN % 8 == 0 && BK % 8 == 0, "whole m16n8k8 tiles");
+    // Rows of 8 (mod 32) extra words: a fragment read (4 k rows × 8 columns) hits 32 banks.
+    __shared__ __align__(16) float As[BK][BM + 8];
+    __shared__ __align__(16) float Bs[BK][BN + 8];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
+    const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
+    const BlockRange<P> r(prob, BM, BN, k_chunk);
+
+    float acc[MI][NI][4];
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j)
+#pragma unroll
+            for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.0f;
+
+    TileLoader<BM, BN, BK, P> loader(prob, r);
+    loader.template run<RoundTf32>(prob, r, As, Bs, [&] {
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned a[MI][4], b[NI][2];
+#pragma unroll
+            for (int i = 0; i < MI; ++i) {
+                const int m = wm0 + i * 16 + g;
+                a[i][0] = __float_as_uint(As[kk + q][m]);
+                a[i][1] = __float_as_uint(As[kk + q][m + 8]);
+                a[i][2] = __float_as_uint(As[kk + q + 4][m]);
+                a[i][3] = __float_as_uint(As[kk + q + 4][m + 8]);
+            }
+#pragma unroll
+            for (int j = 0; j < NI; ++j) {
+                const int n = wn0 + j * 8 + g;
+                b[j][0] = __float_as_uint(Bs[kk + q][n]);
+                b[j][1] = __float_as_uint(Bs[kk + q + 4][n]);
+            }
+#pragma unroll
+            for (int i = 0; i < MI; ++i)
+#pragma unroll
+                for (int j = 0; j < NI; ++j) mma_tf32(acc[i][j], a[i], b[j]);
+        }
+    });
+    const int M = prob.m_size(), N = prob.n_size();
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) {
+            const int m = r.m0 + wm0 + i * 16 + g + (v / 2) * 8;
+            if (m >= M) continue;
+#pragma unroll
+            for (int j = 0; j < NI; ++j) {
+                const int n = r.n0 + wn0 + j * 8 + 2 * q + v % 2;
+                if (n < N) prob.store(m, n, acc[i][j][v], r.split);
+            }
+        }
 }
 
 // Three tile shapes per problem, all 256 threads: 128×128 (8×8 per thread) for large problems,
@@ -355,15 +479,41 @@ __device__ __forceinline__ void gemm_tile(const P& prob, int k_chunk) {
         gemm_tile<32, 128, 16, 4, 4>(prob, k_chunk);                                               \
     }
 
+// The same three tiles on the tensor cores, for the convolutions (`ConvMath::Tf32`). Below
+// compute capability 8.0 there is no TF32 mma: the entry points exist but trap, and the host
+// never launches them there.
+#if __CUDA_ARCH__ >= 800
+#define TF32_TILE(BM, BN, BK) gemm_tile_tf32<BM, BN, BK>(prob, k_chunk)
+#else
+#define TF32_TILE(BM, BN, BK) __trap()
+#endif
+#define GEMM_TF32_KERNELS(NAME, PROBLEM, PARAMS, INIT)                                             \
+    extern "C" __global__ void __launch_bounds__(256) NAME##_tf32_128 PARAMS {                      \
+        PROBLEM prob = INIT;                                                                       \
+        TF32_TILE(128, 128, 8);                                                                    \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(256) NAME##_tf32_64 PARAMS {                       \
+        PROBLEM prob = INIT;                                                                       \
+        TF32_TILE(64, 64, 16);                                                                     \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(256) NAME##_tf32_32 PARAMS {                       \
+        PROBLEM prob = INIT;                                                                       \
+        TF32_TILE(32, 128, 16);                                                                    \
+    }
+
+#define CONV_KERNELS(NAME, PROBLEM, PARAMS, INIT)                                                  \
+    GEMM_KERNELS(NAME, PROBLEM, PARAMS, INIT)                                                      \
+    GEMM_TF32_KERNELS(NAME, PROBLEM, PARAMS, INIT)
+
 GEMM_KERNELS(tessera_matmul, MatmulProblem,
              (float* c, const float* a, const float* b, int M, int N, int K, int b_batched, int k_chunk),
              (MatmulProblem{a, b, c, M, N, K, b_batched}))
-GEMM_KERNELS(tessera_conv2d_fwd, ConvFwdProblem,
+CONV_KERNELS(tessera_conv2d_fwd, ConvFwdProblem,
              (float* y, const float* x, const float* wt, ConvGeom g, int k_chunk),
              (ConvFwdProblem{x, wt, y, g}))
-GEMM_KERNELS(tessera_conv2d_dgrad, ConvDgradProblem,
+CONV_KERNELS(tessera_conv2d_dgrad, ConvDgradProblem,
              (float* dx, const float* gy, const float* wt, ConvGeom g, int k_chunk),
              (ConvDgradProblem{gy, wt, dx, g}))
-GEMM_KERNELS(tessera_conv2d_wgrad, ConvWgradProblem,
+CONV_KERNELS(tessera_conv2d_wgrad, ConvWgradProblem,
              (float* dw, const float* x, const float* gy, ConvGeom g, int k_chunk),
              (ConvWgradProblem{x, gy, dw, g}))

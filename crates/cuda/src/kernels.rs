@@ -84,6 +84,15 @@ kernels! {
     CONV2D_WGRAD_128 = Gemm::"tessera_conv2d_wgrad_128";
     CONV2D_WGRAD_64 = Gemm::"tessera_conv2d_wgrad_64";
     CONV2D_WGRAD_32 = Gemm::"tessera_conv2d_wgrad_32";
+    CONV2D_FWD_TF32_128 = Gemm::"tessera_conv2d_fwd_tf32_128";
+    CONV2D_FWD_TF32_64 = Gemm::"tessera_conv2d_fwd_tf32_64";
+    CONV2D_FWD_TF32_32 = Gemm::"tessera_conv2d_fwd_tf32_32";
+    CONV2D_DGRAD_TF32_128 = Gemm::"tessera_conv2d_dgrad_tf32_128";
+    CONV2D_DGRAD_TF32_64 = Gemm::"tessera_conv2d_dgrad_tf32_64";
+    CONV2D_DGRAD_TF32_32 = Gemm::"tessera_conv2d_dgrad_tf32_32";
+    CONV2D_WGRAD_TF32_128 = Gemm::"tessera_conv2d_wgrad_tf32_128";
+    CONV2D_WGRAD_TF32_64 = Gemm::"tessera_conv2d_wgrad_tf32_64";
+    CONV2D_WGRAD_TF32_32 = Gemm::"tessera_conv2d_wgrad_tf32_32";
     AVG_POOL2D = Spatial::"tessera_avg_pool2d";
     AVG_POOL2D_ADJOINT = Spatial::"tessera_avg_pool2d_adjoint";
     MAX_POOL2D = Spatial::"tessera_max_pool2d";

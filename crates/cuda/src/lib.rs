@@ -85,6 +85,7 @@ pub struct Gpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     arch: &'static str,
+    compute_capability: (i32, i32),
     name: String,
     sm_count: u32,
     modules: Mutex<HashMap<kernels::Module, Arc<CudaModule>>>,
@@ -142,6 +143,7 @@ impl Gpu {
             name: ctx.name().unwrap_or_else(|_| "unknown".into()),
             // NVRTC's options take `&'static str`; one short string per opened device.
             arch: Box::leak(format!("compute_{major}{minor}").into_boxed_str()),
+            compute_capability: (major, minor),
             ctx,
             stream,
             sm_count,
@@ -162,6 +164,10 @@ impl Gpu {
     }
     pub fn sm_count(&self) -> u32 {
         self.sm_count
+    }
+    /// Whether the device has TF32 tensor cores (compute capability 8.0 and up).
+    pub fn has_tf32(&self) -> bool {
+        self.compute_capability.0 >= 8
     }
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx

@@ -537,6 +537,19 @@ pub struct Conv2d {
     pub stride: [usize; 2],
     pub padding: [usize; 2],
     pub dilation: [usize; 2],
+    pub math: ConvMath,
+}
+
+/// How a convolution multiplies, like PyTorch's `torch.backends.cudnn.allow_tf32`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvMath {
+    /// FP32 fused multiply-adds on the CUDA cores.
+    #[default]
+    Fp32,
+    /// Operands rounded to TF32 (10-bit mantissa) and multiplied on the tensor cores, with FP32
+    /// accumulation: relative error up to about 2⁻¹⁰ per product. On devices below compute
+    /// capability 8.0 this runs as `Fp32`.
+    Tf32,
 }
 
 impl Conv2d {
@@ -715,6 +728,16 @@ pub fn matmul(
     Ok(out)
 }
 
+/// The (128, 64, 32) tile variants of a convolution for `math` on this device: TF32 only where
+/// the device has TF32 tensor cores.
+fn conv_kernels(gpu: &Gpu, math: ConvMath, fp32: [Kernel; 3], tf32: [Kernel; 3]) -> [Kernel; 3] {
+    if math == ConvMath::Tf32 && gpu.has_tf32() {
+        tf32
+    } else {
+        fp32
+    }
+}
+
 /// Launches one of the three convolution GEMMs: `kernels` are its (128, 64, 32) tile variants,
 /// (m, n, k) its GEMM size, `out_len` the result's length.
 fn conv_gemm(
@@ -747,11 +770,20 @@ pub fn conv2d(gpu: &Gpu, x: &Buffer, w: &Buffer, p: Conv2d) -> Result<Buffer> {
     let pix = n * p.out_hw[0] * p.out_hw[1];
     conv_gemm(
         gpu,
-        [
-            kernels::CONV2D_FWD_128,
-            kernels::CONV2D_FWD_64,
-            kernels::CONV2D_FWD_32,
-        ],
+        conv_kernels(
+            gpu,
+            p.math,
+            [
+                kernels::CONV2D_FWD_128,
+                kernels::CONV2D_FWD_64,
+                kernels::CONV2D_FWD_32,
+            ],
+            [
+                kernels::CONV2D_FWD_TF32_128,
+                kernels::CONV2D_FWD_TF32_64,
+                kernels::CONV2D_FWD_TF32_32,
+            ],
+        ),
         (co, pix, c * kh * kw),
         co * pix,
         x,
@@ -767,11 +799,20 @@ pub fn conv2d_input_grad(gpu: &Gpu, gy: &Buffer, w: &Buffer, p: Conv2d) -> Resul
     let [co, _, kh, kw] = p.weight;
     conv_gemm(
         gpu,
-        [
-            kernels::CONV2D_DGRAD_128,
-            kernels::CONV2D_DGRAD_64,
-            kernels::CONV2D_DGRAD_32,
-        ],
+        conv_kernels(
+            gpu,
+            p.math,
+            [
+                kernels::CONV2D_DGRAD_128,
+                kernels::CONV2D_DGRAD_64,
+                kernels::CONV2D_DGRAD_32,
+            ],
+            [
+                kernels::CONV2D_DGRAD_TF32_128,
+                kernels::CONV2D_DGRAD_TF32_64,
+                kernels::CONV2D_DGRAD_TF32_32,
+            ],
+        ),
         (c, n * h * wd, co * kh * kw),
         n * c * h * wd,
         gy,
@@ -787,11 +828,20 @@ pub fn conv2d_weight_grad(gpu: &Gpu, x: &Buffer, gy: &Buffer, p: Conv2d) -> Resu
     let [co, _, kh, kw] = p.weight;
     conv_gemm(
         gpu,
-        [
-            kernels::CONV2D_WGRAD_128,
-            kernels::CONV2D_WGRAD_64,
-            kernels::CONV2D_WGRAD_32,
-        ],
+        conv_kernels(
+            gpu,
+            p.math,
+            [
+                kernels::CONV2D_WGRAD_128,
+                kernels::CONV2D_WGRAD_64,
+                kernels::CONV2D_WGRAD_32,
+            ],
+            [
+                kernels::CONV2D_WGRAD_TF32_128,
+                kernels::CONV2D_WGRAD_TF32_64,
+                kernels::CONV2D_WGRAD_TF32_32,
+            ],
+        ),
         (co, c * kh * kw, n * p.out_hw[0] * p.out_hw[1]),
         co * c * kh * kw,
         x,

@@ -70,6 +70,11 @@ pub struct TrainArgs {
     /// Where to compute: cpu, cuda or cuda:N (a GPU needs the app built with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: Device,
+    /// On a GPU, let convolutions use the TF32 tensor cores (operands rounded to a 10-bit
+    /// mantissa, sums in FP32), like PyTorch's default `torch.backends.cudnn.allow_tf32`: faster,
+    /// but no longer equal to the CPU to FP32 rounding. No effect on the CPU.
+    #[arg(long)]
+    pub tf32: bool,
     /// Longest side of the finest scale (the image is shrunk to it).
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=4096))]
     pub max_size: Option<u32>,

@@ -243,6 +243,7 @@ fn default_out(image: &Path) -> PathBuf {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    tessera_tensor::set_cuda_conv_tf32(args.tf32);
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.image));
     let config = config_from(args)?;
     let started = Instant::now();

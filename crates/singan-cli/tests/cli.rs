@@ -224,7 +224,9 @@ fn a_gpu_without_the_cuda_feature_fails_cleanly() {
     let cwd = dir.path();
     write_test_image(&cwd.join("img.png"), 40, 52);
     let out = singan(
-        &["train", "img.png", "--out", "run", "--device", "cuda:0"],
+        &[
+            "train", "img.png", "--out", "run", "--device", "cuda:0", "--tf32",
+        ],
         cwd,
     );
     assert_eq!(out.status.code(), Some(1));

@@ -55,6 +55,11 @@ pub struct SynthArgs {
     /// Where to compute: cpu, cuda or cuda:N (a GPU needs the app built with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: Device,
+    /// On a GPU, let convolutions use the TF32 tensor cores (operands rounded to a 10-bit
+    /// mantissa, sums in FP32), like PyTorch's default `torch.backends.cudnn.allow_tf32`: faster,
+    /// but no longer equal to the CPU to FP32 rounding. No effect on the CPU.
+    #[arg(long)]
+    pub tf32: bool,
     /// Seed of z.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -188,6 +193,7 @@ fn output_path(out: &Path, k: u64, samples: u64) -> PathBuf {
 }
 
 pub fn run(args: &SynthArgs) -> Result<()> {
+    tessera_tensor::set_cuda_conv_tf32(args.tf32);
     let (config, mut generator, mut encoder) = load_networks(args)?;
     if !config.use_vae && (args.style.is_some() || args.samples > 1) {
         return Err(CliError::Usage(

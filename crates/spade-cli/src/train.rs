@@ -73,6 +73,11 @@ pub struct TrainArgs {
     /// Where to compute: cpu, cuda or cuda:N (a GPU needs the app built with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: Device,
+    /// On a GPU, let convolutions use the TF32 tensor cores (operands rounded to a 10-bit
+    /// mantissa, sums in FP32), like PyTorch's default `torch.backends.cudnn.allow_tf32`: faster,
+    /// but no longer equal to the CPU to FP32 rounding. No effect on the CPU.
+    #[arg(long)]
+    pub tf32: bool,
     #[arg(long, value_enum, default_value = "small")]
     pub preset: Preset,
     #[command(flatten)]
@@ -371,6 +376,7 @@ fn stream_seed(seed: u64, stream: u64, index: u64) -> u64 {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    tessera_tensor::set_cuda_conv_tf32(args.tf32);
     let model = model_config(args)?;
     let data_options = dataset_options(args, &model)?;
     let dataset = Dataset::open(data_options.clone())?;

@@ -149,6 +149,12 @@ fn gen_data_train_synth_colorize() {
     let args = on("cpu", &d);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&d).unwrap());
+    // --tf32 concerns GPU convolutions only: on the CPU the output is the same.
+    let t = dir.path().join("t.png");
+    let mut args = on("cpu", &t);
+    args.push("--tf32".into());
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&t).unwrap());
     if cfg!(not(feature = "cuda")) {
         let args = on("cuda", &dir.path().join("e.png"));
         let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1);

@@ -5,7 +5,7 @@ use crate::backend::*;
 use crate::{Device, Error, Result, Shape};
 use std::sync::Arc;
 use tessera_cuda::norm::{self, Modulation, NormShape};
-use tessera_cuda::ops::{self, codes, Conv2d, MaxPool, Planes, UnaryCode};
+use tessera_cuda::ops::{self, codes, Conv2d, ConvMath, MaxPool, Planes, UnaryCode};
 use tessera_cuda::{Buffer, Gpu};
 
 /// A dense f32 buffer on one GPU. Cloning shares the buffer (tensors are immutable).
@@ -146,6 +146,11 @@ fn conv_geometry(x: [usize; 4], w: [usize; 4], out_hw: [usize; 2], p: Conv2dPara
         stride: p.stride,
         padding: p.padding,
         dilation: p.dilation,
+        math: if crate::cuda_conv_tf32() {
+            ConvMath::Tf32
+        } else {
+            ConvMath::Fp32
+        },
     }
 }
 

@@ -1,4 +1,5 @@
-//! Where a tensor's storage lives.
+//! Where a tensor's storage lives, and the process-wide CUDA math setting.
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A compute device. `Cuda(i)` is part of the API in every build; without the `cuda` feature
 /// any attempt to place data there returns [`crate::Error::CudaNotBuilt`].
@@ -41,9 +42,35 @@ impl std::str::FromStr for Device {
     }
 }
 
+static CUDA_CONV_TF32: AtomicBool = AtomicBool::new(false);
+
+/// Lets convolutions on CUDA devices (forward and both gradients) use the TF32 tensor cores:
+/// operands rounded to a 10-bit mantissa, products accumulated in FP32, like PyTorch's
+/// `torch.backends.cudnn.allow_tf32`. Off by default (PyTorch defaults to on), so that a GPU
+/// run matches the CPU backend to FP32 rounding. Process-wide; no effect on the CPU or on GPUs
+/// below compute capability 8.0, and accepted in builds without the `cuda` feature.
+pub fn set_cuda_conv_tf32(allow: bool) {
+    CUDA_CONV_TF32.store(allow, Ordering::Relaxed);
+}
+
+/// Whether CUDA convolutions may use TF32 (see [`set_cuda_conv_tf32`]).
+pub fn cuda_conv_tf32() -> bool {
+    CUDA_CONV_TF32.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::Device;
+
+    #[test]
+    fn cuda_conv_tf32_is_off_until_set() {
+        // The only test of this binary that touches the process-wide setting.
+        assert!(!super::cuda_conv_tf32());
+        super::set_cuda_conv_tf32(true);
+        assert!(super::cuda_conv_tf32());
+        super::set_cuda_conv_tf32(false);
+        assert!(!super::cuda_conv_tf32());
+    }
 
     #[test]
     fn devices_parse_as_pytorch_spells_them() {

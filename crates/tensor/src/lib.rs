@@ -18,7 +18,7 @@ pub use backend::{
     AdamStep, BinaryOp, CmpOp, Conv2dParams, Interpolation, MaxPool2dParams, NormModulation,
     PadMode, Pool2dParams, ReduceOp, UnaryOp,
 };
-pub use device::Device;
+pub use device::{cuda_conv_tf32, set_cuda_conv_tf32, Device};
 pub use error::{Error, Result};
 pub use rng::Rng;
 pub use shape::Shape;
