@@ -6,7 +6,7 @@
 //! and, where the fixture has them, gradients of gradients. Every comparison uses the relative
 //! error of `tessera_tests::rel_error` with tolerance `tessera_tests::TOL` (1e-4).
 use tessera_autograd::{grad, Result, Var};
-use tessera_tensor::{Conv2dParams, Interpolation, PadMode, Pool2dParams, Tensor};
+use tessera_tensor::{Conv2dParams, Interpolation, NormModulation, PadMode, Pool2dParams, Tensor};
 use tessera_tests::{max_abs, Fixture, Report};
 
 /// Gradients of `sum(w · y)` with respect to `inputs`.
@@ -17,6 +17,26 @@ fn weighted_grads(y: &Var, inputs: &[&Var], w: &Tensor, create_graph: bool) -> R
         Some(&[Var::constant(w.clone())]),
         create_graph,
     )
+}
+
+/// Checks d/d(input) sum(wy · y) against `<case>.g<name>` for each named input.
+fn check_input_grads(
+    r: &mut Report,
+    fx: &Fixture,
+    case: &str,
+    y: &Var,
+    inputs: &[(&str, Var)],
+) -> Result<()> {
+    let vars: Vec<&Var> = inputs.iter().map(|(_, v)| v).collect();
+    let g = weighted_grads(y, &vars, &fx.get(case, "wy"), false)?;
+    for ((n, _), g) in inputs.iter().zip(&g) {
+        r.check(
+            &format!("{case} g{n}"),
+            g.value(),
+            &fx.get(case, &format!("g{n}")),
+        );
+    }
+    Ok(())
 }
 
 /// Runs one case, turning an error from tessera into a reported failure.
@@ -204,6 +224,12 @@ fn batch_norm_train_var(x: &Var, gamma: &Var, beta: &Var) -> Result<Var> {
         .add(&beta.reshape([1, c, 1, 1])?)
 }
 
+/// The fused op `Var::normalize` with per-channel γ, β (what tessera-nn's BatchNorm2d runs).
+fn batch_norm_train_fused(x: &Var, gamma: &Var, beta: &Var) -> Result<Var> {
+    let m = NormModulation::Channel { gamma, beta };
+    Ok(x.normalize(false, BN_EPS, m)?.output)
+}
+
 #[test]
 fn batch_norm_train_matches_f_batch_norm() {
     let fx = Fixture::load("norm");
@@ -211,9 +237,10 @@ fn batch_norm_train_matches_f_batch_norm() {
     let cases = fx.cases("bn.");
     assert_eq!(cases.len(), 3, "{cases:?}");
     type Bn = fn(&Var, &Var, &Var) -> Result<Var>;
-    let variants: [(&str, Bn); 2] = [
+    let variants: [(&str, Bn); 3] = [
         ("mean-of-squares", batch_norm_train),
         ("Var::var", batch_norm_train_var),
+        ("Var::normalize", batch_norm_train_fused),
     ];
     for case in &cases {
         for (variant, bn) in variants {
@@ -251,7 +278,7 @@ fn batch_norm_train_matches_f_batch_norm() {
             });
         }
     }
-    report.finish(3 * 2 * 7);
+    report.finish(3 * 3 * 7);
 }
 
 // ---- WGAN-GP ----
@@ -549,16 +576,7 @@ fn layout_ops_and_linear() {
                 other => panic!("unknown layout case {other}"),
             };
             r.check(&format!("{case} y"), y.value(), &fx.get(case, "y"));
-            let vars: Vec<&Var> = inputs.iter().map(|(_, v)| v).collect();
-            let g = weighted_grads(&y, &vars, &fx.get(case, "wy"), false)?;
-            for ((n, _), g) in inputs.iter().zip(&g) {
-                r.check(
-                    &format!("{case} g{n}"),
-                    g.value(),
-                    &fx.get(case, &format!("g{n}")),
-                );
-            }
-            Ok(())
+            check_input_grads(r, &fx, case, &y, &inputs)
         });
     }
     report.finish(7 * 2 + 6);
@@ -661,4 +679,102 @@ fn one_hot_matches_f_one_hot() {
         }
     }
     report.finish(2);
+}
+
+// ---- ops whose other goldens reach them only indirectly ----
+
+/// Wrappers (reshape, pad_axis, slice, split, sum_to, sum_all, mean_all, add_scalar,
+/// mul_scalar), where_cond, and the adjoints of pad2d, avg_pool2d and upsample2d on their own:
+/// y and d/dx sum(wy · y) against PyTorch (`ext.*` in tests/fixtures/make_fixtures.py).
+#[test]
+fn wrappers_where_and_adjoints_match_pytorch() {
+    let fx = Fixture::load("ops_extra");
+    let mut report = Report::new();
+    let cases = fx.cases("ext.");
+    assert_eq!(cases.len(), 18, "{cases:?}");
+    let mut checks = 0;
+    for case in &cases {
+        let name = case.strip_prefix("ext.").unwrap();
+        if name == "split" {
+            run_case(&mut report, case, |r| {
+                let x = fx.param(case, "x");
+                let parts = x.split(&fx.usizes(case, "params"), 1)?;
+                let mut total = Var::constant(Tensor::zeros([], x.value().device())?);
+                for (i, part) in parts.iter().enumerate() {
+                    r.check(
+                        &format!("{case} y{i}"),
+                        part.value(),
+                        &fx.get(case, &format!("y{i}")),
+                    );
+                    let w = fx.constant(case, &format!("wy{i}"));
+                    total = total.add(&part.mul(&w)?.sum_all()?)?;
+                }
+                let gx = grad(&[&total], &[&x], None, false)?.remove(0);
+                r.check(&format!("{case} gx"), gx.value(), &fx.get(case, "gx"));
+                Ok(())
+            });
+            checks += 4;
+            continue;
+        }
+        let inputs: Vec<(&str, Var)> = if name == "where" {
+            vec![("a", fx.param(case, "a")), ("b", fx.param(case, "b"))]
+        } else {
+            vec![("x", fx.param(case, "x"))]
+        };
+        checks += 1 + inputs.len();
+        run_case(&mut report, case, |r| {
+            let x = &inputs[0].1;
+            let want = fx.get(case, "y");
+            let p = || fx.usizes(case, "params");
+            let pool = |p: &[usize]| Pool2dParams {
+                kernel: [p[0], p[1]],
+                stride: [p[2], p[3]],
+                padding: [p[4], p[5]],
+                count_include_pad: p[6] == 1,
+            };
+            let y = match name {
+                "where" => Var::where_cond(&fx.get(case, "cond"), x, &inputs[1].1)?,
+                "reshape" => x.reshape(p())?,
+                "pad_axis" => x.pad_axis(p()[0], p()[1], p()[2])?,
+                "slice" => x.slice(p()[0], p()[1]..p()[2])?,
+                "sum_to" => x.sum_to(&p().into())?,
+                "sum_all" => x.sum_all()?,
+                "mean_all" => x.mean_all()?,
+                "add_scalar" => x.add_scalar(fx.floats(case, "params")[0])?,
+                "mul_scalar" => x.mul_scalar(fx.floats(case, "params")[0])?,
+                _ if name.starts_with("pad_adj.") => {
+                    let mode = match &name["pad_adj.".len()..] {
+                        "zero" => PadMode::Zero,
+                        "reflect" => PadMode::Reflect,
+                        "replicate" => PadMode::Replicate,
+                        other => panic!("unknown pad mode {other}"),
+                    };
+                    let q = p(); // F.pad order: left, right, top, bottom
+                    x.pad2d_adjoint([q[0], q[1], q[2], q[3]], mode)?
+                }
+                _ if name.starts_with("pool_adj.") => {
+                    let q = p();
+                    x.avg_pool2d_adjoint([q[7], q[8]], pool(&q))?
+                }
+                _ if name.starts_with("up_adj.") => {
+                    let mode = match &name["up_adj.".len()..] {
+                        "nearest" => Interpolation::Nearest,
+                        "bilinear" => Interpolation::Bilinear {
+                            align_corners: false,
+                        },
+                        "bilinear_ac" => Interpolation::Bilinear {
+                            align_corners: true,
+                        },
+                        other => panic!("unknown interpolation {other}"),
+                    };
+                    let q = p();
+                    x.upsample2d_adjoint([q[0], q[1]], mode)?
+                }
+                other => panic!("unknown case {other}"),
+            };
+            r.check(&format!("{case} y"), y.value(), &want);
+            check_input_grads(r, &fx, case, &y, &inputs)
+        });
+    }
+    report.finish(checks);
 }

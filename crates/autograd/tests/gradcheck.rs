@@ -57,6 +57,14 @@ proptest! {
         check_both("tanh", |v: &[Var]| v[0].tanh(), &[x.clone()], seed)?;
         check_both("sigmoid", |v: &[Var]| v[0].sigmoid(), &[x.clone()], seed)?;
         check_both("affine", |v: &[Var]| v[0].affine(mul, add), &[x.clone()], seed)?;
+        check_both("add_scalar", |v: &[Var]| v[0].add_scalar(add), &[x.clone()], seed)?;
+        check_both("mul_scalar", |v: &[Var]| v[0].mul_scalar(mul), &[x.clone()], seed)?;
+        // s = 1 returns the input itself (no node): its gradient must still flow.
+        check_both("mul_scalar(1)", |v: &[Var]| v[0].mul_scalar(1.0), &[x.clone()], seed)?;
+        // x⁰ has its own rule, which must stay finite at x = 0.
+        let mut with_zero = x.to_vec().unwrap();
+        with_zero[0] = 0.0;
+        check_both("powf(0)", |v: &[Var]| v[0].powf(0.0), &[tensor(with_zero, &shape)], seed)?;
         check_both("sqr", |v: &[Var]| v[0].sqr(), &[x], seed)?;
         check_both("log", |v: &[Var]| v[0].log(), &[pos.clone()], seed)?;
         check_both("sqrt", |v: &[Var]| v[0].sqrt(), &[pos.clone()], seed)?;

@@ -122,17 +122,20 @@ proptest! {
     #[test]
     fn normalize_with_given_stats_first_and_second_order(n in 1usize..=2, c in 1usize..=3,
                                                          h in 1usize..=3, w in 1usize..=3,
-                                                         kind in 0u8..3, seed in any::<u64>()) {
+                                                         kind in 0u8..3, instance in any::<bool>(),
+                                                         seed in any::<u64>()) {
         let all = inputs([n, c, h, w], kind, seed);
-        let mean = normal(&[1, c, 1, 1], seed ^ 5);
-        let rstd = uniform(&[1, c, 1, 1], 0.5, 2.0, seed ^ 6);
+        // Per-sample statistics [N, C, 1, 1] with `instance`, else per-channel [1, C, 1, 1].
+        let stats_n = if instance { n } else { 1 };
+        let mean = normal(&[stats_n, c, 1, 1], seed ^ 5);
+        let rstd = uniform(&[stats_n, c, 1, 1], 0.5, 2.0, seed ^ 6);
         let f = |v: &[Var]| {
             let m = match kind {
                 0 => NormModulation::None,
                 1 => NormModulation::Channel { gamma: &v[1], beta: &v[2] },
                 _ => NormModulation::Spatial { gamma: &v[1], beta: &v[2] },
             };
-            v[0].normalize_with_stats(&mean, &rstd, false, m)?.sqr()
+            v[0].normalize_with_stats(&mean, &rstd, instance, m)?.sqr()
         };
         check_both("normalize_with_stats", f, &all, seed)?;
     }
