@@ -4,8 +4,9 @@
 does), with the reference's per-scale networks built from torch.nn, at (width 32, 25x34),
 (64, 69x91), (128, 145x193). 2 threads (torch_timing).
 
-With --cuda: the same epochs on the GPU in FP32 (TF32 off, as tessera's kernels), ids
-singan_epoch_gpu/..., the GPU synchronized at the end of each timed epoch."""
+With --cuda: the same epochs on the GPU, the GPU synchronized at the end of each timed epoch: in
+FP32 (TF32 off, tessera's default), ids singan_epoch_gpu/..., then with TF32 convolutions (cuDNN's
+allow_tf32, tessera's set_cuda_conv_tf32), ids singan_epoch_gpu_tf32/...."""
 import sys
 
 import torch
@@ -46,10 +47,15 @@ CUDA = "--cuda" in sys.argv
 
 
 def main():
+    for tf32 in [False, True] if CUDA else [False]:
+        if CUDA:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+        epochs(f"singan_epoch{'_gpu' if CUDA else ''}{'_tf32' if tf32 else ''}")
+
+
+def epochs(group):
     device = torch.device("cuda" if CUDA else "cpu")
-    if CUDA:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
     for width, h, w in [(32, 25, 34), (64, 69, 91), (128, 145, 193)]:
         G, D = Generator(width).to(device), critic(width).to(device)
         opt_g = torch.optim.Adam(G.parameters(), lr=5e-4, betas=(0.5, 0.999))
@@ -80,7 +86,7 @@ def main():
 
         big = h * w > 20000 and not CUDA
         times = timeit(epoch, min_time=(0.5 if QUICK else 3.0) * (4 if big else 1), warmup=1 if big else 3)
-        report(f"singan_epoch{'_gpu' if CUDA else ''}/w{width}_{h}x{w}", times)
+        report(f"{group}/w{width}_{h}x{w}", times)
 
 
 if __name__ == "__main__":

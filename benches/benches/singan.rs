@@ -5,7 +5,8 @@
 //!
 //! Built with `--features cuda` and run with a GPU present, group `singan_epoch_gpu` times the
 //! same epochs with the networks and tensors on `Device::Cuda(0)` (`torch_singan.py --cuda` is
-//! its PyTorch side); `--bench singan_epoch_gpu` runs only those.
+//! its PyTorch side), then group `singan_epoch_gpu_tf32` with TF32 convolutions on both sides;
+//! `--bench singan_epoch_gpu` runs only those.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
 use tessera_singan::net::PAD;
@@ -69,6 +70,10 @@ fn epoch_gpu(cr: &mut Criterion) {
         return;
     }
     epochs_on(cr, "singan_epoch_gpu", Device::Cuda(0));
+    // The same epochs with the convolutions on the TF32 tensor cores.
+    tessera_tensor::set_cuda_conv_tf32(true);
+    epochs_on(cr, "singan_epoch_gpu_tf32", Device::Cuda(0));
+    tessera_tensor::set_cuda_conv_tf32(false);
 }
 
 #[cfg(not(feature = "cuda"))]

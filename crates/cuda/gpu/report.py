@@ -103,7 +103,7 @@ if crit:
 # One SinGAN epoch per scale on the GPU (`singan` bench, group singan_epoch_gpu).
 epochs, epochs_torch = criterion_times(read("bench_singan.txt")), times(read("bench_singan_torch.txt"))
 if epochs:
-    print("\n## SinGAN training epoch on the GPU (tessera: criterion median; PyTorch: min / median ms, FP32)\n")
+    print("\n## SinGAN training epoch on the GPU (tessera: criterion median; PyTorch: min / median ms; FP32, `_tf32` groups with TF32 convolutions on both sides)\n")
     print("| id | tessera | PyTorch | tessera / PyTorch (median) |\n|---|---|---|---|")
     for ident, t in epochs.items():
         tt = epochs_torch.get(ident)
