@@ -684,14 +684,14 @@ fn one_hot_matches_f_one_hot() {
 // ---- ops whose other goldens reach them only indirectly ----
 
 /// Wrappers (reshape, pad_axis, slice, split, sum_to, sum_all, mean_all, add_scalar,
-/// mul_scalar), where_cond, and the adjoints of pad2d, avg_pool2d and upsample2d on their own:
+/// mul_scalar), where_cond, linear without bias, and the adjoints of pad2d, avg_pool2d and upsample2d on their own:
 /// y and d/dx sum(wy · y) against PyTorch (`ext.*` in tests/fixtures/make_fixtures.py).
 #[test]
 fn wrappers_where_and_adjoints_match_pytorch() {
     let fx = Fixture::load("ops_extra");
     let mut report = Report::new();
     let cases = fx.cases("ext.");
-    assert_eq!(cases.len(), 18, "{cases:?}");
+    assert_eq!(cases.len(), 19, "{cases:?}");
     let mut checks = 0;
     for case in &cases {
         let name = case.strip_prefix("ext.").unwrap();
@@ -716,10 +716,10 @@ fn wrappers_where_and_adjoints_match_pytorch() {
             checks += 4;
             continue;
         }
-        let inputs: Vec<(&str, Var)> = if name == "where" {
-            vec![("a", fx.param(case, "a")), ("b", fx.param(case, "b"))]
-        } else {
-            vec![("x", fx.param(case, "x"))]
+        let inputs: Vec<(&str, Var)> = match name {
+            "where" => vec![("a", fx.param(case, "a")), ("b", fx.param(case, "b"))],
+            "linear_nobias" => vec![("x", fx.param(case, "x")), ("w", fx.param(case, "w"))],
+            _ => vec![("x", fx.param(case, "x"))],
         };
         checks += 1 + inputs.len();
         run_case(&mut report, case, |r| {
@@ -740,6 +740,7 @@ fn wrappers_where_and_adjoints_match_pytorch() {
                 "sum_to" => x.sum_to(&p().into())?,
                 "sum_all" => x.sum_all()?,
                 "mean_all" => x.mean_all()?,
+                "linear_nobias" => x.linear(&inputs[1].1, None)?,
                 "add_scalar" => x.add_scalar(fx.floats(case, "params")[0])?,
                 "mul_scalar" => x.mul_scalar(fx.floats(case, "params")[0])?,
                 _ if name.starts_with("pad_adj.") => {
