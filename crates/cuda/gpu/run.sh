@@ -38,6 +38,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
     > "$OUT/device.txt" 2>&1 || echo "nvidia-smi failed" > "$OUT/device.txt"
 cat "$OUT/device.txt"
 
+# The report is rewritten after every stage, so a run cut short by a time limit still leaves one
+# for the stages that finished. Stages run in order of importance: correctness first.
+report() { python3 "$HERE/report.py" "$OUT" > "$OUT/report.md"; }
+# QUICK=--quick: fewer samples in the scripts, and 1 s instead of 3 s of criterion warm-up (the
+# benches set their own measurement times, which criterion's command line does not override).
+CRITERION_TIME=()
+[ -n "$QUICK" ] && CRITERION_TIME=(--warm-up-time 1)
+
 # Tests: the CUDA test binaries compare every GPU op with the CPU backend.
 : > "$OUT/tests.log"
 for t in "$HERE"/tests/*; do
@@ -45,25 +53,28 @@ for t in "$HERE"/tests/*; do
     timeout 600 "$t" --test-threads=1 2>&1 | tee -a "$OUT/tests.log"
     echo "=== exit ${PIPESTATUS[0]}" | tee -a "$OUT/tests.log"
 done
+report
 
 # Benchmarks: tessera's kernels, then PyTorch on the same GPU.
 timeout 300 "$HERE/bin/gpu_bench" $QUICK > "$OUT/bench_tessera.txt" 2> "$OUT/bench_tessera.err"
 echo "gpu_bench exit $?"; cat "$OUT/bench_tessera.err"
 timeout 300 python3 "$HERE/torch_gpu_kernels.py" $QUICK > "$OUT/bench_torch.txt" 2> "$OUT/bench_torch.err"
 echo "torch exit $?"; tail -n 5 "$OUT/bench_torch.err"
+report
+
+# One SinGAN training epoch per scale with everything on the GPU (the singan criterion bench's
+# GPU groups only: FP32, then TF32 convolutions), then PyTorch's epochs on the same GPU.
+(cd "$HERE" && timeout 300 ./bin/singan --bench singan_epoch_gpu "${CRITERION_TIME[@]}" > "$OUT/bench_singan.txt" 2>&1)
+echo "singan exit $?"
+(cd "$HERE" && timeout 180 python3 torch_singan.py --cuda $QUICK > "$OUT/bench_singan_torch.txt" 2>&1)
+echo "torch_singan exit $?"
+report
 
 # The criterion bench users extend with their own normalization kernel (CPU and GPU cases).
-(cd "$HERE" && timeout 240 ./bin/spade_norm --bench > "$OUT/bench_criterion.txt" 2>&1)
+(cd "$HERE" && timeout 240 ./bin/spade_norm --bench "${CRITERION_TIME[@]}" > "$OUT/bench_criterion.txt" 2>&1)
 echo "spade_norm exit $?"
 (cd "$HERE" && timeout 120 python3 torch_spade_norm.py > "$OUT/bench_criterion_torch.txt" 2>&1)
 echo "torch_spade_norm exit $?"
 
-# One SinGAN training epoch per scale with everything on the GPU (the singan criterion bench's
-# GPU group only), then PyTorch's epoch on the same GPU (FP32).
-(cd "$HERE" && timeout 300 ./bin/singan --bench singan_epoch_gpu > "$OUT/bench_singan.txt" 2>&1)
-echo "singan exit $?"
-(cd "$HERE" && timeout 180 python3 torch_singan.py --cuda $QUICK > "$OUT/bench_singan_torch.txt" 2>&1)
-echo "torch_singan exit $?"
-
-python3 "$HERE/report.py" "$OUT" > "$OUT/report.md"
+report
 cat "$OUT/report.md"
