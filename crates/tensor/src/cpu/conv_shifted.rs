@@ -20,9 +20,19 @@ use std::borrow::Cow;
 /// against 0.64 (0.23 direct), weight gradient 0.25 against 0.44.
 const MIN_CHANNELS: usize = 8;
 
+/// Output channels up to which the direct kernels take padded convolutions whatever the number
+/// of inputs: im2col's GEMM then has a degenerate width of `co` columns. A patch discriminator's
+/// last convolution (4 × 4, padding 2, to one channel) on the AVX2 machine, 4 images of 18 × 18
+/// (alternating builds, two runs): 256 → 1 forward 0.49–0.50 ms against 2.39–2.82 by im2col,
+/// weight gradient 0.60–0.68 against 2.36–3.68; 512 → 1 forward 0.97–1.06 against 5.67–5.77,
+/// weight gradient 1.46–1.62 against 7.26–7.51; 256 → 16 forward 1.82–2.25 against 4.43–5.52,
+/// weight gradient 3.53–3.88 against 5.61–6.48. (At 256 → 64 and 128 the two were mixed.)
+const FEW_OUTPUTS: usize = 16;
+
 /// Whether the shifted scheme is used for a convolution of `c` to `co` channels: stride 1, at
 /// least `MIN_CHANNELS` inputs, and either no padding or the direct kernels with at most 128
-/// channels on either side. With padding the input is first copied into a zero-padded buffer;
+/// channels on either side (or at most `FEW_OUTPUTS` outputs). With padding the input is first
+/// copied into a zero-padded buffer;
 /// with `gemm` for the sums that measured slower than tiled im2col (SPADE's 3×3, pad 1 convs:
 /// 128 → 1024 channels at 16×16 took 2.9 ms by im2col against 5.7 ms shifted), and so it still
 /// does with the direct kernels for SPADE's wide layers (5.8 ms against 10.4 ms on one thread),
@@ -31,7 +41,8 @@ const MIN_CHANNELS: usize = 8;
 pub(super) fn applies(p: Conv2dParams, [c, co]: [usize; 2]) -> bool {
     p.stride == [1, 1]
         && c >= MIN_CHANNELS
-        && (p.padding == [0, 0] || (c <= 128 && co <= 128 && conv_direct::available()))
+        && (p.padding == [0, 0]
+            || (((c <= 128 && co <= 128) || co <= FEW_OUTPUTS) && conv_direct::available()))
 }
 
 /// Whether the forward convolution of an h × w image takes the shifted scheme: as [`applies`],
@@ -526,5 +537,7 @@ mod tests {
         check_all([1, 24, 60, 50], [16, 3, 3], p([1, 1], [1, 1]), 9);
         // More than 128 input channels on an image of 64 × 64: the forward's wider direct range.
         check_all([1, 130, 64, 64], [5, 3, 3], p([1, 1], [1, 1]), 10);
+        // A patch discriminator's tail: more than 128 inputs to one output (`FEW_OUTPUTS`), 4 × 4.
+        check_all([2, 140, 9, 8], [1, 4, 4], p([2, 2], [1, 1]), 11);
     }
 }
