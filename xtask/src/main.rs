@@ -1,8 +1,9 @@
 //! `cargo xtask <task>`: the project's own tasks.
 //!
 //! - `ci`: exactly what `.ci/run` runs: fetches NVRTC (CUDA 13) from PyPI so the kernel compile
-//!   check runs (REQUIRE_NVRTC=1), then the format check, every target built and tested, and the
-//!   `cuda` feature built and its GPU tests run (they print SKIP without a GPU).
+//!   check runs (REQUIRE_NVRTC=1), then the format check, every target built and tested, the API
+//!   docs built with warnings as errors, and the `cuda` feature built and its GPU tests run (they
+//!   print SKIP without a GPU).
 //! - `bench [--quick] [--rounds=N] [NAME...]`: for each bench `benches/benches/NAME.rs` (all of them
 //!   when no name is given), the criterion bench, then the matching `benches/torch_NAME.py` timing the
 //!   same work with PyTorch; the whole repeated N times (default 1), alternating, so that both sides
@@ -96,6 +97,10 @@ fn ci() -> Result<(), String> {
     // Every package and target: libraries, tests, examples, and the benches run once in test mode.
     run("cargo", &["test", "--workspace", "--all-targets"])?;
     run("cargo", &["test", "--workspace", "--doc"])?;
+    // The API docs build without warnings (broken links, stray HTML) for users of single crates.
+    std::env::set_var("RUSTDOCFLAGS", "-D warnings");
+    run("cargo", &["doc", "--workspace", "--no-deps"])?;
+    std::env::remove_var("RUSTDOCFLAGS");
     // The CUDA backend builds without a toolkit; its GPU tests skip visibly without a GPU.
     run(
         "cargo",

@@ -69,7 +69,7 @@ impl NormShape {
 pub enum Modulation<'a> {
     /// y = x̂.
     None,
-    /// y = x̂·γ[c] + β[c] (affine batch / instance norm); γ, β are [c].
+    /// `y = x̂·γ[c] + β[c]` (affine batch / instance norm); γ, β are `[c]`.
     Channel { gamma: &'a Buffer, beta: &'a Buffer },
     /// y = x̂·(1 + γ) + β with γ, β maps of x's shape (SPADE).
     Spatial { gamma: &'a Buffer, beta: &'a Buffer },

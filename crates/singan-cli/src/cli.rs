@@ -1,5 +1,8 @@
 //! The command line: one subcommand per task, with clap's value parsers rejecting bad values
 //! before anything runs.
+// The doc comments are clap's help text, printed verbatim: `<model>` there is a placeholder for
+// the terminal, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use tessera_tensor::Device;

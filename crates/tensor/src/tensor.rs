@@ -739,7 +739,7 @@ impl Tensor {
     }
 
     /// 2-d cross-correlation like `F.conv2d(x, weight, bias, stride, padding, dilation)`;
-    /// x [N, C, H, W], weight [Co, C, kh, kw], bias [Co].
+    /// x `[N, C, H, W]`, weight `[Co, C, kh, kw]`, bias `[Co]`.
     pub fn conv2d(
         &self,
         weight: &Tensor,

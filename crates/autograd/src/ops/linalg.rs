@@ -32,7 +32,7 @@ impl Var {
             },
         ))
     }
-    /// `x·weightᵀ + bias` like `F.linear`: x [.., in], weight [out, in], bias [out].
+    /// `x·weightᵀ + bias` like `F.linear`: x `[.., in]`, weight `[out, in]`, bias `[out]`.
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
         let out = self.matmul(&weight.transpose(0, 1)?)?;
         match bias {
