@@ -97,12 +97,19 @@ const TILES_PER_TASK: usize = 96;
 /// on both sides (the transforms cost per channel what the GEMMs save per channel pair) and an
 /// output of at least 40 × 40 (smaller ones give tasks too few tiles for an efficient GEMM, and
 /// their weight transform, t²·c·co, outweighs the saving: 1024 channels at 16 × 16 took 43 ms
-/// against 30 ms direct). F(4, 3) from 96 channels on outputs of at least 96 × 96; measured on
-/// 2 cores (AVX2), per forward convolution, against the best other path:
+/// against 30 ms direct). F(4, 3) on outputs of at least 96 × 96, F(2, 3) below; measured on
+/// 2 cores (AVX2), per forward convolution, against the best other path (fifth stop):
 /// - 128 → 128, 153 × 201: F(4) 36 ms, F(2) 41 ms, shifted GEMM 61 ms;
 /// - 64 → 64 padded, 128 × 128: F(2) 5.7 ms, F(4) 5.5 ms, im2col 8.2 ms;
 /// - 128 → 128 padded, 48 × 48: F(2) 4.3 ms, F(4) 5.8 ms, im2col 5.2 ms;
 /// - 32 → 32 padded, 128 × 128: F(2) 3.2 ms, im2col 3.7 ms.
+///
+/// F(4) used to start at 96 channels. With the later kernels it was faster from 32 channels
+/// on outputs of at least 96 × 96 (seventh stop, alternating builds, three runs each, ms,
+/// F(4) against F(2)): 32 → 32 at 128², batch 2: forward 4.0–4.9 / 5.3–6.8, weight gradient
+/// 4.5–6.1 / 7.6–7.8; 64 → 32 at 128², batch 2: forward 6.8–8.6 / 8.3–9.2, weight gradient
+/// 8.3–10.6 / 10.9–13.2; 64 → 64 at 128²: forward 5.0–6.6 / 6.2–7.3; 128 → 64 at 256²:
+/// forward 29–36 / 44–54, weight gradient 32–37 / 43–61. At 98 × 98 the two were even.
 pub(super) fn choice(
     p: Conv2dParams,
     [c, co]: [usize; 2],
@@ -117,7 +124,7 @@ pub(super) fn choice(
     if !shape_fits || c < 32 || co < 32 || ho * wo < 40 * 40 || ho < 8 || wo < 8 {
         return None;
     }
-    if c >= 96 && co >= 96 && ho * wo >= 96 * 96 {
+    if ho * wo >= 96 * 96 {
         Some(&F4)
     } else {
         Some(&F2)
