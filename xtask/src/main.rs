@@ -119,6 +119,8 @@ fn ci() -> Result<(), String> {
             "--test",
             "cuda_tf32",
             "--test",
+            "cuda_winograd",
+            "--test",
             "cuda_grad",
             "--test",
             "cuda_training",
@@ -356,9 +358,10 @@ fn bench(quick: bool, rounds: usize, names: &[&str]) -> Result<(), String> {
 }
 
 /// The test targets the GPU bundle runs: every test that exercises the CUDA backend.
-const GPU_TESTS: [&str; 5] = [
+const GPU_TESTS: [&str; 6] = [
     "cuda_backend",
     "cuda_tf32",
+    "cuda_winograd",
     "cuda_grad",
     "cuda_training",
     "kernels_compile",

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use tessera_cuda::cudarc::driver::sys::CUevent_flags;
 use tessera_cuda::norm::{self, Modulation, NormShape};
-use tessera_cuda::ops::{self, Conv2d, ConvMath};
+use tessera_cuda::ops::{self, Conv2d, ConvAlgo, ConvMath};
 use tessera_cuda::{Buffer, Gpu};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -178,11 +178,22 @@ const CONV_CASES: [ConvCase; 8] = [
     ),
 ];
 
-/// Every case in FP32, then on the tensor cores (ids suffixed `_tf32`, like PyTorch's TF32 runs).
+/// Every case in FP32, then on the tensor cores (ids suffixed `_tf32`, like PyTorch's TF32 runs),
+/// then the weight gradients in FP32 by Winograd's F(4×4, 3×3) (ids suffixed `_winograd`; cuDNN
+/// picks its own algorithm, so they compare with PyTorch's FP32 ids).
 fn convs(t: &Timer) -> BenchResult<()> {
     let gpu = &t.gpu;
-    for (math, suffix) in [(ConvMath::Fp32, ""), (ConvMath::Tf32, "_tf32")] {
+    let variants = [
+        (ConvMath::Fp32, ConvAlgo::ImplicitGemm, ""),
+        (ConvMath::Tf32, ConvAlgo::ImplicitGemm, "_tf32"),
+        (ConvMath::Fp32, ConvAlgo::Winograd, "_winograd"),
+    ];
+    for (math, algo, suffix) in variants {
+        let wgrad_only = algo == ConvAlgo::Winograd;
         for (id, xs, ws, pad, backward) in CONV_CASES {
+            if wgrad_only && !backward {
+                continue;
+            }
             let [n, c, h, w] = xs;
             let [co, _, k, _] = ws;
             let out_hw = [h + 2 * pad - k + 1, w + 2 * pad - k + 1];
@@ -194,22 +205,27 @@ fn convs(t: &Timer) -> BenchResult<()> {
                 padding: [pad, pad],
                 dilation: [1, 1],
                 math,
+                algo,
             };
             let x = gpu.upload(&host_data(n * c * h * w, 5))?;
             let wt = gpu.upload(&host_data(co * c * k * k, 6))?;
             let gy: Buffer = gpu.upload(&host_data(n * co * out_hw[0] * out_hw[1], 7))?;
             let flops = 2.0 * (n * co * out_hw[0] * out_hw[1] * c * k * k) as f64;
-            let tf = t.time(|| {
-                ops::conv2d(gpu, &x, &wt, p)?;
-                Ok(())
-            })?;
-            report(&format!("conv2d_fwd/{id}{suffix}"), tf, 0.0, flops);
-            if backward {
+            if !wgrad_only {
+                let tf = t.time(|| {
+                    ops::conv2d(gpu, &x, &wt, p)?;
+                    Ok(())
+                })?;
+                report(&format!("conv2d_fwd/{id}{suffix}"), tf, 0.0, flops);
+            }
+            if backward && !wgrad_only {
                 let td = t.time(|| {
                     ops::conv2d_input_grad(gpu, &gy, &wt, p)?;
                     Ok(())
                 })?;
                 report(&format!("conv2d_dgrad/{id}{suffix}"), td, 0.0, flops);
+            }
+            if backward {
                 let tw = t.time(|| {
                     ops::conv2d_weight_grad(gpu, &x, &gy, p)?;
                     Ok(())

@@ -55,14 +55,17 @@ if peak_bw:
     print(f"Device-to-device copy (1 GiB, read + write): {peak_bw:.0f} GB/s"
           + (f" (PyTorch `copy_`: {2 * 4 * 2**28 / (tc[0] * 1e-3) / 1e9:.0f} GB/s)" if tc else "") + "\n")
 print("Ids ending in `_tf32`: convolutions with TF32 on both sides (tessera `ConvMath::Tf32`, "
-      "cuDNN with `allow_tf32`); the others FP32, TF32 off.\n")
+      "cuDNN with `allow_tf32`); the others FP32, TF32 off. Ids ending in `_winograd`: tessera's "
+      "FP32 weight gradient by Winograd F(4×4, 3×3) (`ConvAlgo::Winograd`) against cuDNN's FP32 "
+      "weight gradient of the same case.\n")
 print("| case | tessera ms | PyTorch ms | PyTorch / tessera | tessera GB/s | % of copy BW | tessera TFLOP/s | PyTorch TF32 ms |")
 print("|---|---|---|---|---|---|---|---|")
 for ident, row in ours.items():
     if ident.startswith("hbm/"):
         continue
-    t = torch.get(ident)
-    t32 = torch.get(ident + "_tf32")
+    base = ident.removesuffix("_winograd")
+    t = torch.get(base)
+    t32 = torch.get(base + "_tf32")
     gbps = row[2] if len(row) > 2 and row[2] > 0 else None
     tflops = row[3] if len(row) > 3 and row[3] > 0 else None
     cells = [

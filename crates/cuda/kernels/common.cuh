@@ -56,3 +56,12 @@ __device__ double block_sum_d(double v) {
 // Grid-stride loop over n elements.
 #define GRID_LOOP(i, n) \
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += gridDim.x * blockDim.x)
+
+// Geometry of a convolution (gemm.cu's implicit GEMMs, winograd.cu's transforms), laid out like
+// `ops::ConvGeom` on the Rust side.
+struct ConvGeom {
+    int n, c, h, w;      // input
+    int co, kh, kw;      // weight [co, c, kh, kw]
+    int ho, wo;          // output
+    int sh, sw, ph, pw, dh, dw;
+};

@@ -11,15 +11,8 @@
 // advances its k by BK per step, so each problem's loader decomposes its fixed coordinate once
 // and then walks k with carries (no divisions inside the loop).
 // gridDim.z splits K (weight gradients reduce over N·Ho·Wo; also small-output convolutions) or
-// indexes the matmul batch; with more than one K split the partial tiles are added atomically
-// into a zeroed output.
-
-struct ConvGeom {
-    int n, c, h, w;      // input
-    int co, kh, kw;      // weight [co, c, kh, kw]
-    int ho, wo;          // output
-    int sh, sw, ph, pw, dh, dw;
-};
+// indexes the matmul batch (or both, for the Winograd weight gradient's 36 frequencies); with
+// more than one K split the partial tiles are added atomically into a zeroed output.
 
 // A mixed-radix counter over (hi, mid, lo) digits with radices (—, mid_n, lo_n), advanced by a
 // fixed step whose digits are each below their radix (so every carry is 0 or 1).
@@ -82,6 +75,7 @@ struct ConvFwdProblem {
     const float* x; const float* wt; float* y; ConvGeom g;
     static const bool B_K_FASTEST = false;
     static const bool SPLIT_K = true;
+    static const int Z_BATCH = 1;
     __device__ int m_size() const { return g.co; }
     __device__ int n_size() const { return g.n * g.ho * g.wo; }
     __device__ int k_size() const { return g.c * g.kh * g.kw; }
@@ -130,6 +124,7 @@ struct ConvDgradProblem {
     const float* gy; const float* wt; float* dx; ConvGeom g;
     static const bool B_K_FASTEST = false;
     static const bool SPLIT_K = true;
+    static const int Z_BATCH = 1;
     __device__ int m_size() const { return g.c; }
     __device__ int n_size() const { return g.n * g.h * g.w; }
     __device__ int k_size() const { return g.co * g.kh * g.kw; }
@@ -191,6 +186,7 @@ struct ConvWgradProblem {
     // Consecutive threads walk K (output pixels, contiguous in x) when loading B.
     static const bool B_K_FASTEST = true;
     static const bool SPLIT_K = true;
+    static const int Z_BATCH = 1;
     __device__ int m_size() const { return g.co; }
     __device__ int n_size() const { return g.c * g.kh * g.kw; }
     __device__ int k_size() const { return g.n * g.ho * g.wo; }
@@ -238,6 +234,43 @@ struct ConvWgradProblem {
     }
 };
 
+// Winograd weight gradient (winograd.cu): for each of the 36 frequencies f,
+// M[f] = E[f]·V[f]ᵀ with E [36, co, tiles], V [36, c, tiles] and M [36, co, c]: M = co, N = c,
+// K = tiles, contiguous in both operands. z = f · (K splits) + part.
+struct WinogradWgradProblem {
+    const float* e; const float* v; float* out; int co, c, tiles;
+    // Consecutive threads walk K (tiles, contiguous in V) when loading B.
+    static const bool B_K_FASTEST = true;
+    static const bool SPLIT_K = true;
+    static const int Z_BATCH = 36;
+    __device__ int m_size() const { return co; }
+    __device__ int n_size() const { return c; }
+    __device__ int k_size() const { return tiles; }
+    __device__ int freq() const { return blockIdx.z / (gridDim.z / Z_BATCH); }
+    struct AWalk {
+        const float* p; bool ok;
+        __device__ void init(const WinogradWgradProblem& P, int m, int k, int) {
+            ok = m < P.co;
+            p = P.e + ((size_t)P.freq() * P.co + (ok ? m : 0)) * P.tiles + k;
+        }
+        __device__ float load(const WinogradWgradProblem&, bool k_ok) const { return ok && k_ok ? *p : 0.0f; }
+        __device__ void step(const WinogradWgradProblem&, int bk) { p += bk; }
+    };
+    struct BWalk {
+        const float* p; bool ok;
+        __device__ void init(const WinogradWgradProblem& P, int k, int n, int) {
+            ok = n < P.c;
+            p = P.v + ((size_t)P.freq() * P.c + (ok ? n : 0)) * P.tiles + k;
+        }
+        __device__ float load(const WinogradWgradProblem&, bool k_ok) const { return ok && k_ok ? *p : 0.0f; }
+        __device__ void step(const WinogradWgradProblem&, int bk) { p += bk; }
+    };
+    __device__ void store(int m, int n, float val, bool atomic) const {
+        float* q = &out[((size_t)freq() * co + m) * c + n];
+        if (atomic) atomicAdd(q, val); else *q = val;
+    }
+};
+
 // V consecutive floats from 4·V-byte aligned shared memory.
 template <int V> __device__ __forceinline__ void load_vec(const float* src, float* dst);
 template <> __device__ __forceinline__ void load_vec<4>(const float* src, float* dst) {
@@ -251,6 +284,7 @@ template <> __device__ __forceinline__ void load_vec<2>(const float* src, float*
 
 // The rows of C a block owns and the part of K it reduces: gridDim.z splits K when the problem
 // allows it (the partial tiles are then added atomically), else it indexes the matmul batch.
+// A problem that splits K may also batch in z (Z_BATCH > 1): z = batch index · splits + part.
 template <class P>
 struct BlockRange {
     int m0, n0, k_begin, k_end;
@@ -259,8 +293,14 @@ struct BlockRange {
         const int K = prob.k_size();
         m0 = blockIdx.y * bm;
         n0 = blockIdx.x * bn;
-        split = P::SPLIT_K && gridDim.z > 1;
-        k_begin = split ? blockIdx.z * k_chunk : 0;
+        split = false;
+        k_begin = 0;
+        if constexpr (P::SPLIT_K) {
+            const int splits = gridDim.z / P::Z_BATCH;
+            split = splits > 1;
+            const int part = P::Z_BATCH == 1 ? blockIdx.z : blockIdx.z % splits;
+            k_begin = split ? part * k_chunk : 0;
+        }
         k_end = split ? min(K, k_begin + k_chunk) : K;
     }
 };
@@ -508,6 +548,9 @@ __device__ __forceinline__ void gemm_tile_tf32(const P& prob, int k_chunk) {
 GEMM_KERNELS(tessera_matmul, MatmulProblem,
              (float* c, const float* a, const float* b, int M, int N, int K, int b_batched, int k_chunk),
              (MatmulProblem{a, b, c, M, N, K, b_batched}))
+GEMM_KERNELS(tessera_winograd_wgrad_gemm, WinogradWgradProblem,
+             (float* out, const float* e, const float* v, int co, int c, int tiles, int k_chunk),
+             (WinogradWgradProblem{e, v, out, co, c, tiles}))
 CONV_KERNELS(tessera_conv2d_fwd, ConvFwdProblem,
              (float* y, const float* x, const float* wt, ConvGeom g, int k_chunk),
              (ConvFwdProblem{x, wt, y, g}))

@@ -15,15 +15,17 @@ pub enum Module {
     Gemm,
     Spatial,
     Norm,
+    Winograd,
 }
 
 impl Module {
-    pub const ALL: [Module; 5] = [
+    pub const ALL: [Module; 6] = [
         Module::Elementwise,
         Module::Reduce,
         Module::Gemm,
         Module::Spatial,
         Module::Norm,
+        Module::Winograd,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +34,7 @@ impl Module {
             Module::Gemm => "gemm",
             Module::Spatial => "spatial",
             Module::Norm => "norm",
+            Module::Winograd => "winograd",
         }
     }
     /// The module's full source: the shared prelude followed by its `.cu` file.
@@ -42,6 +45,7 @@ impl Module {
             Module::Gemm => include_str!("../kernels/gemm.cu"),
             Module::Spatial => include_str!("../kernels/spatial.cu"),
             Module::Norm => include_str!("../kernels/norm.cu"),
+            Module::Winograd => include_str!("../kernels/winograd.cu"),
         };
         format!("{}\n{body}", include_str!("../kernels/common.cuh"))
     }
@@ -93,6 +97,12 @@ kernels! {
     CONV2D_WGRAD_TF32_128 = Gemm::"tessera_conv2d_wgrad_tf32_128";
     CONV2D_WGRAD_TF32_64 = Gemm::"tessera_conv2d_wgrad_tf32_64";
     CONV2D_WGRAD_TF32_32 = Gemm::"tessera_conv2d_wgrad_tf32_32";
+    WINOGRAD_WGRAD_GEMM_128 = Gemm::"tessera_winograd_wgrad_gemm_128";
+    WINOGRAD_WGRAD_GEMM_64 = Gemm::"tessera_winograd_wgrad_gemm_64";
+    WINOGRAD_WGRAD_GEMM_32 = Gemm::"tessera_winograd_wgrad_gemm_32";
+    WINOGRAD_WGRAD_INPUT = Winograd::"tessera_winograd_wgrad_input";
+    WINOGRAD_WGRAD_GRAD = Winograd::"tessera_winograd_wgrad_grad";
+    WINOGRAD_WGRAD_WEIGHTS = Winograd::"tessera_winograd_wgrad_weights";
     AVG_POOL2D = Spatial::"tessera_avg_pool2d";
     AVG_POOL2D_ADJOINT = Spatial::"tessera_avg_pool2d_adjoint";
     MAX_POOL2D = Spatial::"tessera_max_pool2d";

@@ -503,7 +503,7 @@ pub fn reduce(gpu: &Gpu, x: &Buffer, dims: &[usize], axes: &[usize], op: i32) ->
     Ok(out)
 }
 
-/// Geometry of a convolution, laid out as `ConvGeom` in gemm.cu.
+/// Geometry of a convolution, laid out as `ConvGeom` in common.cuh.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConvGeom {
@@ -524,7 +524,7 @@ pub struct ConvGeom {
     pub dw: i32,
 }
 
-// SAFETY: a plain `repr(C)` struct of i32s, laid out exactly like `ConvGeom` in gemm.cu.
+// SAFETY: a plain `repr(C)` struct of i32s, laid out exactly like `ConvGeom` in common.cuh.
 unsafe impl DeviceRepr for ConvGeom {}
 
 /// Convolution geometry in PyTorch's terms: input [n, c, h, w], weight [co, c, kh, kw], output
@@ -538,6 +538,7 @@ pub struct Conv2d {
     pub padding: [usize; 2],
     pub dilation: [usize; 2],
     pub math: ConvMath,
+    pub algo: ConvAlgo,
 }
 
 /// How a convolution multiplies, like PyTorch's `torch.backends.cudnn.allow_tf32`.
@@ -550,6 +551,21 @@ pub enum ConvMath {
     /// accumulation: relative error up to about 2⁻¹⁰ per product. On devices below compute
     /// capability 8.0 this runs as `Fp32`.
     Tf32,
+}
+
+/// The algorithm of a convolution's weight gradient (the forward and input gradient always run
+/// as implicit GEMMs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// An implicit GEMM over every (output pixel, tap) pair.
+    #[default]
+    ImplicitGemm,
+    /// Winograd's F(4×4, 3×3) (winograd.cu): 36 multiplications per 4×4 output tile and channel
+    /// pair where the direct sum takes 144, for 3×3, stride-1, undilated convolutions with FP32
+    /// math; other shapes, and TF32 math, run as `ImplicitGemm`. Its transforms' coefficients
+    /// (up to 5) cost about one decimal digit of float32, like the CPU backend's F(4, 3), and it
+    /// needs workspace for 36·(c + co) values per 4×4 output tile.
+    Winograd,
 }
 
 impl Conv2d {
@@ -618,14 +634,20 @@ struct GemmPlan {
     split: bool,
 }
 
-/// Picks the tile: 32×128 for M ≤ 32, 128×128 when M and N both reach 128 and there is enough
-/// work (blocks or a long K to split), else 64×64. When the tiles leave the GPU under three
-/// blocks per SM and K is long, splits K (each part at least 512 deep).
-fn gemm_plan(gpu: &Gpu, m: usize, n: usize, k: usize, allow_split: bool) -> Result<GemmPlan> {
+/// Picks the tile for `batch` GEMMs of m×n×k: 32×128 for M ≤ 32, 128×128 when M and N both
+/// reach 128 and there is enough work (blocks or a long K to split), else 64×64. When the tiles
+/// leave the GPU under three blocks per SM and K is long, splits K (each part at least 512
+/// deep). The grid's z is batch · splits.
+fn gemm_plan(
+    gpu: &Gpu,
+    (m, n, k): (usize, usize, usize),
+    batch: usize,
+    allow_split: bool,
+) -> Result<GemmPlan> {
     let sms = gpu.sm_count() as usize;
     let blocks_of = |t: Tile| {
         let (bm, bn) = t.dims();
-        m.div_ceil(bm) * n.div_ceil(bn)
+        m.div_ceil(bm) * n.div_ceil(bn) * batch
     };
     let tile = if m <= 32 {
         Tile::Narrow
@@ -644,12 +666,14 @@ fn gemm_plan(gpu: &Gpu, m: usize, n: usize, k: usize, allow_split: bool) -> Resu
     let splits = k.div_ceil(k_chunk).max(1);
     let (bm, bn) = tile.dims();
     let grid_y = m.div_ceil(bm);
-    if grid_y > 65535 {
-        return Err(Error::TooLarge {
-            op: "gemm",
-            what: "row tiles",
-            value: grid_y,
-        });
+    for (what, value) in [("row tiles", grid_y), ("batch × K splits", batch * splits)] {
+        if value > 65535 {
+            return Err(Error::TooLarge {
+                op: "gemm",
+                what,
+                value,
+            });
+        }
     }
     Ok(GemmPlan {
         tile,
@@ -657,7 +681,7 @@ fn gemm_plan(gpu: &Gpu, m: usize, n: usize, k: usize, allow_split: bool) -> Resu
             grid_dim: (
                 check_len("gemm", "column tiles", n.div_ceil(bn))?,
                 grid_y as u32,
-                splits as u32,
+                (batch * splits) as u32,
             ),
             block_dim: (BLOCK, 1, 1),
             shared_mem_bytes: 0,
@@ -701,7 +725,8 @@ pub fn matmul(
     if batch * m * n == 0 || k == 0 {
         return fill(gpu, batch * m * n, 0.0);
     }
-    let mut plan = gemm_plan(gpu, m, n, k, false)?;
+    // Tiles are picked per product; z indexes the batch.
+    let mut plan = gemm_plan(gpu, (m, n, k), 1, false)?;
     plan.cfg.grid_dim.2 = batch as u32;
     let mut out = gpu.alloc(batch * m * n)?;
     let kernel = plan
@@ -752,7 +777,7 @@ fn conv_gemm(
     if out_len == 0 || k == 0 {
         return fill(gpu, out_len, 0.0);
     }
-    let plan = gemm_plan(gpu, m, n, k, true)?;
+    let plan = gemm_plan(gpu, (m, n, k), 1, true)?;
     let mut out = gemm_output(gpu, &plan, out_len)?;
     let kernel = plan.tile.pick(kernels);
     // SAFETY: the kernel's problem struct derives every index from `g`, which describes the
@@ -826,6 +851,9 @@ pub fn conv2d_weight_grad(gpu: &Gpu, x: &Buffer, gy: &Buffer, p: Conv2d) -> Resu
     let g = p.geom("conv2d_weight_grad")?;
     let [n, c, _, _] = p.input;
     let [co, _, kh, kw] = p.weight;
+    if let Some(tiles) = winograd_tiles(gpu, &p) {
+        return winograd_weight_grad(gpu, x, gy, g, tiles);
+    }
     conv_gemm(
         gpu,
         conv_kernels(
@@ -848,6 +876,108 @@ pub fn conv2d_weight_grad(gpu: &Gpu, x: &Buffer, gy: &Buffer, p: Conv2d) -> Resu
         gy,
         g,
     )
+}
+
+/// Most workspace the Winograd weight gradient takes (its transformed operands), in floats:
+/// 1 GiB. Larger problems run as an implicit GEMM.
+const WINOGRAD_MAX_WORKSPACE: usize = 1 << 28;
+
+/// The number of 4×4 output tiles when `p` asks for Winograd's weight gradient and it applies
+/// (see [`ConvAlgo::Winograd`]), with every index of its kernels within 32 bits.
+fn winograd_tiles(gpu: &Gpu, p: &Conv2d) -> Option<usize> {
+    let [n, c, _, _] = p.input;
+    let [co, _, kh, kw] = p.weight;
+    let [ho, wo] = p.out_hw;
+    let fp32 = p.math == ConvMath::Fp32 || !gpu.has_tf32();
+    let applies = p.algo == ConvAlgo::Winograd
+        && fp32
+        && [
+            kh,
+            kw,
+            p.stride[0],
+            p.stride[1],
+            p.dilation[0],
+            p.dilation[1],
+        ] == [3, 3, 1, 1, 1, 1]
+        && n * c * co * ho * wo > 0;
+    let tiles = n * ho.div_ceil(4) * wo.div_ceil(4);
+    let workspace = 36 * ((c + co) * tiles + c * co);
+    (applies && workspace <= WINOGRAD_MAX_WORKSPACE).then_some(tiles)
+}
+
+/// `conv2d_weight_grad` by F(4×4, 3×3) over `tiles` output tiles (winograd.cu).
+fn winograd_weight_grad(
+    gpu: &Gpu,
+    x: &Buffer,
+    gy: &Buffer,
+    g: ConvGeom,
+    tiles: usize,
+) -> Result<Buffer> {
+    let (c, co) = (g.c as usize, g.co as usize);
+    let mut v = gpu.alloc(36 * c * tiles)?;
+    let mut e = gpu.alloc(36 * co * tiles)?;
+    let mut dw = gpu.alloc(co * c * 9)?;
+    // SAFETY: one thread per (channel, tile) reads the 6×6 input window (or 4×4 gradient tile)
+    // of its tile, skipping positions outside x [n, c, h, w] (gy [n, co, ho, wo]), and writes
+    // v[f][ci][t] (e[f][o][t]) for f < 36, t < tiles: v and e have exactly 36·c·tiles and
+    // 36·co·tiles elements, under 2³¹ (`winograd_tiles`).
+    unsafe {
+        launch!(
+            gpu,
+            kernels::WINOGRAD_WGRAD_INPUT,
+            grid_1d(c * tiles),
+            &mut v,
+            x,
+            &g
+        )?;
+        launch!(
+            gpu,
+            kernels::WINOGRAD_WGRAD_GRAD,
+            grid_1d(co * tiles),
+            &mut e,
+            gy,
+            &g
+        )?;
+    }
+    let plan = gemm_plan(gpu, (co, c, tiles), 36, true)?;
+    let mut m = gemm_output(gpu, &plan, 36 * co * c)?;
+    let gemm = plan.tile.pick([
+        kernels::WINOGRAD_WGRAD_GEMM_128,
+        kernels::WINOGRAD_WGRAD_GEMM_64,
+        kernels::WINOGRAD_WGRAD_GEMM_32,
+    ]);
+    let (coi, ci, ti) = (g.co, g.c, tiles as i32);
+    // SAFETY: z = f·splits + part with f < 36 (`gemm_plan`'s batch); the blocks of frequency f
+    // read e[f][0..co][0..tiles] and v[f][0..c][0..tiles] and write m[f][0..co][0..c], rows and
+    // columns bounds-checked against co, c and tiles; with a K split m is zeroed and added to
+    // atomically.
+    unsafe {
+        launch!(
+            gpu,
+            gemm,
+            plan.cfg,
+            &mut m,
+            &e,
+            &v,
+            &coi,
+            &ci,
+            &ti,
+            &plan.k_chunk
+        )?;
+    }
+    // SAFETY: one thread per channel pair (o, i) < co·c reads m[f][o][i] for f < 36 and writes
+    // dw[(o·c + i)·9 ..][..9]; dw has co·c·9 elements.
+    unsafe {
+        launch!(
+            gpu,
+            kernels::WINOGRAD_WGRAD_WEIGHTS,
+            grid_1d(co * c),
+            &mut dw,
+            &m,
+            &g
+        )?;
+    }
+    Ok(dw)
 }
 
 /// Per-plane spatial geometry passed to the pooling, padding and resizing kernels.

@@ -5,7 +5,7 @@ use crate::backend::*;
 use crate::{Device, Error, Result, Shape};
 use std::sync::Arc;
 use tessera_cuda::norm::{self, Modulation, NormShape};
-use tessera_cuda::ops::{self, codes, Conv2d, ConvMath, MaxPool, Planes, UnaryCode};
+use tessera_cuda::ops::{self, codes, Conv2d, ConvAlgo, ConvMath, MaxPool, Planes, UnaryCode};
 use tessera_cuda::{Buffer, Gpu};
 
 /// A dense f32 buffer on one GPU. Cloning shares the buffer (tensors are immutable).
@@ -150,6 +150,11 @@ fn conv_geometry(x: [usize; 4], w: [usize; 4], out_hw: [usize; 2], p: Conv2dPara
             ConvMath::Tf32
         } else {
             ConvMath::Fp32
+        },
+        algo: if crate::cuda_conv_winograd() {
+            ConvAlgo::Winograd
+        } else {
+            ConvAlgo::ImplicitGemm
         },
     }
 }

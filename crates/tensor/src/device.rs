@@ -58,6 +58,23 @@ pub fn cuda_conv_tf32() -> bool {
     CUDA_CONV_TF32.load(Ordering::Relaxed)
 }
 
+static CUDA_CONV_WINOGRAD: AtomicBool = AtomicBool::new(false);
+
+/// Lets the weight gradients of 3×3, stride-1, undilated convolutions on CUDA devices run by
+/// Winograd's F(4×4, 3×3) (a quarter of the multiplications, about one decimal digit of float32
+/// less accurate, like the CPU backend's; cuDNN picks Winograd the same way). Off by default:
+/// the kernels were written and checked without a GPU, and turn on by default once a GPU run
+/// has measured them. Process-wide; no effect with TF32 convolutions, on the CPU, or in builds
+/// without the `cuda` feature.
+pub fn set_cuda_conv_winograd(allow: bool) {
+    CUDA_CONV_WINOGRAD.store(allow, Ordering::Relaxed);
+}
+
+/// Whether CUDA convolutions' weight gradients may use Winograd (see [`set_cuda_conv_winograd`]).
+pub fn cuda_conv_winograd() -> bool {
+    CUDA_CONV_WINOGRAD.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::Device;
@@ -70,6 +87,16 @@ mod tests {
         assert!(super::cuda_conv_tf32());
         super::set_cuda_conv_tf32(false);
         assert!(!super::cuda_conv_tf32());
+    }
+
+    #[test]
+    fn cuda_conv_winograd_is_off_until_set() {
+        // The only test of this binary that touches the process-wide setting.
+        assert!(!super::cuda_conv_winograd());
+        super::set_cuda_conv_winograd(true);
+        assert!(super::cuda_conv_winograd());
+        super::set_cuda_conv_winograd(false);
+        assert!(!super::cuda_conv_winograd());
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub use backend::{
     AdamStep, BinaryOp, CmpOp, Conv2dParams, Interpolation, MaxPool2dParams, NormModulation,
     PadMode, Pool2dParams, ReduceOp, UnaryOp,
 };
-pub use device::{cuda_conv_tf32, set_cuda_conv_tf32, Device};
+pub use device::{
+    cuda_conv_tf32, cuda_conv_winograd, set_cuda_conv_tf32, set_cuda_conv_winograd, Device,
+};
 pub use error::{Error, Result};
 pub use rng::Rng;
 pub use shape::Shape;
