@@ -638,13 +638,13 @@ struct GemmPlan {
 /// reach 128 and there is enough work (blocks or a long K to split), else 64×64. When the tiles
 /// leave the GPU under three blocks per SM and K is long, splits K (each part at least 512
 /// deep). The grid's z is batch · splits.
+/// `sms` is the device's number of multiprocessors.
 fn gemm_plan(
-    gpu: &Gpu,
+    sms: usize,
     (m, n, k): (usize, usize, usize),
     batch: usize,
     allow_split: bool,
 ) -> Result<GemmPlan> {
-    let sms = gpu.sm_count() as usize;
     let blocks_of = |t: Tile| {
         let (bm, bn) = t.dims();
         m.div_ceil(bm) * n.div_ceil(bn) * batch
@@ -726,7 +726,7 @@ pub fn matmul(
         return fill(gpu, batch * m * n, 0.0);
     }
     // Tiles are picked per product; z indexes the batch.
-    let mut plan = gemm_plan(gpu, (m, n, k), 1, false)?;
+    let mut plan = gemm_plan(gpu.sm_count() as usize, (m, n, k), 1, false)?;
     plan.cfg.grid_dim.2 = batch as u32;
     let mut out = gpu.alloc(batch * m * n)?;
     let kernel = plan
@@ -777,7 +777,7 @@ fn conv_gemm(
     if out_len == 0 || k == 0 {
         return fill(gpu, out_len, 0.0);
     }
-    let plan = gemm_plan(gpu, (m, n, k), 1, true)?;
+    let plan = gemm_plan(gpu.sm_count() as usize, (m, n, k), 1, true)?;
     let mut out = gemm_output(gpu, &plan, out_len)?;
     let kernel = plan.tile.pick(kernels);
     // SAFETY: the kernel's problem struct derives every index from `g`, which describes the
@@ -851,7 +851,7 @@ pub fn conv2d_weight_grad(gpu: &Gpu, x: &Buffer, gy: &Buffer, p: Conv2d) -> Resu
     let g = p.geom("conv2d_weight_grad")?;
     let [n, c, _, _] = p.input;
     let [co, _, kh, kw] = p.weight;
-    if let Some(tiles) = winograd_tiles(gpu, &p) {
+    if let Some(tiles) = winograd_tiles(&p, gpu.has_tf32()) {
         return winograd_weight_grad(gpu, x, gy, g, tiles);
     }
     conv_gemm(
@@ -883,12 +883,13 @@ pub fn conv2d_weight_grad(gpu: &Gpu, x: &Buffer, gy: &Buffer, p: Conv2d) -> Resu
 const WINOGRAD_MAX_WORKSPACE: usize = 1 << 28;
 
 /// The number of 4×4 output tiles when `p` asks for Winograd's weight gradient and it applies
-/// (see [`ConvAlgo::Winograd`]), with every index of its kernels within 32 bits.
-fn winograd_tiles(gpu: &Gpu, p: &Conv2d) -> Option<usize> {
+/// (see [`ConvAlgo::Winograd`]) on a device with (`tf32_cores`) or without TF32 tensor cores,
+/// with every index of its kernels within 32 bits.
+fn winograd_tiles(p: &Conv2d, tf32_cores: bool) -> Option<usize> {
     let [n, c, _, _] = p.input;
     let [co, _, kh, kw] = p.weight;
     let [ho, wo] = p.out_hw;
-    let fp32 = p.math == ConvMath::Fp32 || !gpu.has_tf32();
+    let fp32 = p.math == ConvMath::Fp32 || !tf32_cores;
     let applies = p.algo == ConvAlgo::Winograd
         && fp32
         && [
@@ -939,7 +940,7 @@ fn winograd_weight_grad(
             &g
         )?;
     }
-    let plan = gemm_plan(gpu, (co, c, tiles), 36, true)?;
+    let plan = gemm_plan(gpu.sm_count() as usize, (co, c, tiles), 36, true)?;
     let mut m = gemm_output(gpu, &plan, 36 * co * c)?;
     let gemm = plan.tile.pick([
         kernels::WINOGRAD_WGRAD_GEMM_128,
@@ -1234,4 +1235,120 @@ pub fn upsample2d(gpu: &Gpu, x: &Buffer, geo: Planes, mode: i32, adjoint: bool) 
         }?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every K split is non-empty, the chunks cover K, and z is batch × splits.
+    #[test]
+    fn gemm_plans_cover_k_in_non_empty_parts() {
+        for sms in [1, 80, 132] {
+            for (m, n, k) in [
+                (32, 32, 2961),
+                (128, 151, 2048),
+                (512, 128, 2048),
+                (64, 1359, 32768),
+                (1024, 1152, 100),
+                (5, 27, 7),
+            ] {
+                for batch in [1, 36] {
+                    let plan = gemm_plan(sms, (m, n, k), batch, true).unwrap();
+                    let z = plan.cfg.grid_dim.2 as usize;
+                    assert_eq!(z % batch, 0);
+                    let (splits, chunk) = (z / batch, plan.k_chunk as usize);
+                    assert_eq!(chunk % 16, 0);
+                    assert!(
+                        splits * chunk >= k && (splits - 1) * chunk < k,
+                        "{m}×{n}×{k}"
+                    );
+                    assert_eq!(plan.split, splits > 1);
+                    let (bm, bn) = plan.tile.dims();
+                    assert_eq!(plan.cfg.grid_dim.0 as usize, n.div_ceil(bn));
+                    assert_eq!(plan.cfg.grid_dim.1 as usize, m.div_ceil(bm));
+                }
+                let unsplit = gemm_plan(sms, (m, n, k), 1, false).unwrap();
+                assert_eq!((unsplit.cfg.grid_dim.2, unsplit.split), (1, false));
+            }
+        }
+    }
+
+    /// The plans of the Winograd weight gradient at SPADE's shapes on a 132-SM H200 (batch 8,
+    /// 64² outputs: 2048 tiles).
+    #[test]
+    fn winograd_gemm_plans_at_spade_shapes() {
+        let plan = gemm_plan(132, (512, 128, 2048), 36, true).unwrap();
+        assert_eq!(plan.tile, Tile::Large);
+        assert_eq!((plan.cfg.grid_dim.2, plan.k_chunk), (36 * 3, 688));
+        let plan = gemm_plan(132, (128, 151, 2048), 36, true).unwrap();
+        assert_eq!(plan.tile, Tile::Medium);
+        assert_eq!((plan.cfg.grid_dim.2, plan.k_chunk), (36 * 2, 1024));
+    }
+
+    #[test]
+    fn winograd_applies_to_3x3_stride_1_fp32_weight_gradients() {
+        let base = Conv2d {
+            input: [8, 128, 64, 64],
+            weight: [512, 128, 3, 3],
+            out_hw: [64, 64],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            math: ConvMath::Fp32,
+            algo: ConvAlgo::Winograd,
+        };
+        assert_eq!(winograd_tiles(&base, true), Some(8 * 16 * 16));
+        let odd = Conv2d {
+            input: [2, 3, 11, 13],
+            out_hw: [9, 11],
+            padding: [0, 0],
+            weight: [5, 3, 3, 3],
+            ..base
+        };
+        assert_eq!(winograd_tiles(&odd, true), Some(2 * 3 * 3));
+        // TF32 math keeps the tensor-core implicit GEMM, unless the device has no TF32 cores.
+        let tf32 = Conv2d {
+            math: ConvMath::Tf32,
+            ..base
+        };
+        assert_eq!(winograd_tiles(&tf32, true), None);
+        assert_eq!(winograd_tiles(&tf32, false), Some(8 * 16 * 16));
+        let not_asked = Conv2d {
+            algo: ConvAlgo::ImplicitGemm,
+            ..base
+        };
+        assert_eq!(winograd_tiles(&not_asked, true), None);
+        for other in [
+            Conv2d {
+                stride: [2, 2],
+                out_hw: [32, 32],
+                ..base
+            },
+            Conv2d {
+                dilation: [2, 2],
+                out_hw: [62, 62],
+                ..base
+            },
+            Conv2d {
+                weight: [512, 128, 5, 5],
+                out_hw: [62, 62],
+                ..base
+            },
+            Conv2d {
+                input: [0, 128, 64, 64],
+                ..base
+            },
+        ] {
+            assert_eq!(winograd_tiles(&other, true), None, "{other:?}");
+        }
+        // Workspace above 1 GiB: 36·(c + co) floats per tile.
+        let huge = Conv2d {
+            input: [16, 1024, 256, 256],
+            weight: [1024, 1024, 3, 3],
+            out_hw: [256, 256],
+            ..base
+        };
+        assert_eq!(winograd_tiles(&huge, true), None);
+    }
 }
