@@ -80,6 +80,20 @@ for ident, row in ours.items():
     ]
     print("| " + " | ".join(cells) + " |")
 
+# The Winograd weight gradient against the implicit GEMM on the same GPU: which one each shape
+# should take (ConvAlgo::Winograd is off by default until this table says it pays).
+winograd = [(i.removesuffix("_winograd"), row) for i, row in ours.items() if i.endswith("_winograd")]
+if winograd:
+    print("\n## Weight gradient: Winograd F(4×4, 3×3) against the implicit GEMM (FP32, min ms)\n")
+    print("| case | implicit GEMM | Winograd | speed-up | cuDNN FP32 | Winograd / cuDNN throughput |")
+    print("|---|---|---|---|---|---|")
+    for base, row in winograd:
+        gemm, t = ours.get(base), torch.get(base)
+        print(f"| {base} | {f'{gemm[0]:.4f}' if gemm else '–'} | {row[0]:.4f} | "
+              f"{f'{gemm[0] / row[0]:.2f}×' if gemm else '–'} | {f'{t[0]:.4f}' if t else '–'} | "
+              f"{f'{t[0] / row[0]:.2f}' if t else '–'} |")
+
+
 def criterion_times(text):
     """{id: "median unit"} from criterion's "id time: [low unit median unit high unit]" lines."""
     return {m.group(1): m.group(3) + " " + m.group(4)
