@@ -5,8 +5,9 @@
 //!
 //! Built with `--features cuda` and run with a GPU present, group `singan_epoch_gpu` times the
 //! same epochs with the networks and tensors on `Device::Cuda(0)` (`torch_singan.py --cuda` is
-//! its PyTorch side), then group `singan_epoch_gpu_tf32` with TF32 convolutions on both sides;
-//! `--bench singan_epoch_gpu` runs only those.
+//! its PyTorch side), then group `singan_epoch_gpu_tf32` with TF32 convolutions on both sides,
+//! then `singan_epoch_gpu_winograd` with FP32 Winograd weight gradients (against PyTorch's FP32
+//! epoch); `--bench singan_epoch_gpu` runs only those.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
 use tessera_singan::net::PAD;
@@ -74,6 +75,10 @@ fn epoch_gpu(cr: &mut Criterion) {
     tessera_tensor::set_cuda_conv_tf32(true);
     epochs_on(cr, "singan_epoch_gpu_tf32", Device::Cuda(0));
     tessera_tensor::set_cuda_conv_tf32(false);
+    // And in FP32 with the weight gradients by Winograd F(4×4, 3×3).
+    tessera_tensor::set_cuda_conv_winograd(true);
+    epochs_on(cr, "singan_epoch_gpu_winograd", Device::Cuda(0));
+    tessera_tensor::set_cuda_conv_winograd(false);
 }
 
 #[cfg(not(feature = "cuda"))]

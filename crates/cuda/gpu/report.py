@@ -120,10 +120,11 @@ if crit:
 # One SinGAN epoch per scale on the GPU (`singan` bench, group singan_epoch_gpu).
 epochs, epochs_torch = criterion_times(read("bench_singan.txt")), times(read("bench_singan_torch.txt"))
 if epochs:
-    print("\n## SinGAN training epoch on the GPU (tessera: criterion median; PyTorch: min / median ms; FP32, `_tf32` groups with TF32 convolutions on both sides)\n")
+    print("\n## SinGAN training epoch on the GPU (tessera: criterion median; PyTorch: min / median ms; FP32, `_tf32` groups with TF32 convolutions on both sides, `_winograd` groups with tessera's Winograd weight gradients against PyTorch's FP32)\n")
     print("| id | tessera | PyTorch | tessera / PyTorch (median) |\n|---|---|---|---|")
     for ident, t in epochs.items():
-        tt = epochs_torch.get(ident)
+        # Winograd weight gradients are tessera's choice of algorithm: against PyTorch's FP32 epoch.
+        tt = epochs_torch.get(ident.replace("singan_epoch_gpu_winograd/", "singan_epoch_gpu/"))
         ratio = f"{ms(t) / tt[1]:.2f}" if tt else ""
         print(f"| {ident} | {t} | {f'{tt[0]:.2f} / {tt[1]:.2f} ms' if tt else ''} | {ratio} |")
 elif read("bench_singan.txt"):
