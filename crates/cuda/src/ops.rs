@@ -637,8 +637,7 @@ struct GemmPlan {
 /// Picks the tile for `batch` GEMMs of m×n×k: 32×128 for M ≤ 32, 128×128 when M and N both
 /// reach 128 and there is enough work (blocks or a long K to split), else 64×64. When the tiles
 /// leave the GPU under three blocks per SM and K is long, splits K (each part at least 512
-/// deep). The grid's z is batch · splits.
-/// `sms` is the device's number of multiprocessors.
+/// deep), on a device of `sms` multiprocessors. The grid's z is batch · splits.
 fn gemm_plan(
     sms: usize,
     (m, n, k): (usize, usize, usize),
