@@ -4,22 +4,13 @@
 //! Needs a GPU: without a driver or device each test prints SKIP and passes.
 #![cfg(feature = "cuda")]
 
+mod common;
+
+use common::{cuda_device, normal};
 use tessera_tensor::*;
 
 fn gpu() -> Option<Device> {
-    if !tessera_cuda::driver_present() {
-        eprintln!("SKIP: libcuda not found; CUDA backend tests not run");
-        return None;
-    }
-    if tessera_cuda::device_count() == 0 {
-        eprintln!("SKIP: no CUDA device; CUDA backend tests not run");
-        return None;
-    }
-    Some(Device::Cuda(0))
-}
-
-fn rand(dims: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(dims.to_vec(), 0.0, 1.0, &mut Rng::seed(seed), Device::Cpu).unwrap()
+    cuda_device("CUDA backend tests")
 }
 
 /// Max |a − b| / (1 + |b|) over all elements, after checking shapes and devices.
@@ -54,7 +45,7 @@ fn check(op: &str, dev: Device, inputs: Vec<Tensor>, tol: f32, f: impl Fn(&[Tens
 #[test]
 fn transfers_round_trip_and_devices_must_match() {
     let Some(dev) = gpu() else { return };
-    let x = rand(&[3, 5, 7], 1);
+    let x = normal(&[3, 5, 7], 1);
     let g = x.to_device(dev).unwrap();
     assert_eq!(g.device(), dev);
     assert_eq!(g.to_vec().unwrap(), x.to_vec().unwrap());
@@ -73,7 +64,7 @@ fn transfers_round_trip_and_devices_must_match() {
 #[test]
 fn elementwise_ops_match_cpu() {
     let Some(dev) = gpu() else { return };
-    let x = rand(&[4, 3, 17, 9], 2);
+    let x = normal(&[4, 3, 17, 9], 2);
     let pos = x.abs().unwrap().add_scalar(0.1).unwrap();
     let unary = [
         UnaryOp::Neg,
@@ -126,7 +117,7 @@ fn elementwise_ops_match_cpu() {
         (&[4, 1, 17, 1], &[3, 1, 9]),
     ];
     for (i, (a, b)) in pairs.iter().enumerate() {
-        let (a, b) = (rand(a, 10 + i as u64), rand(b, 20 + i as u64));
+        let (a, b) = (normal(a, 10 + i as u64), normal(b, 20 + i as u64));
         for op in binary {
             check(
                 &format!("{op:?} {a:?} {b:?}"),
@@ -137,13 +128,13 @@ fn elementwise_ops_match_cpu() {
             );
         }
     }
-    let (pa, pb) = (pos.clone(), rand(&[1, 3, 1, 1], 5));
+    let (pa, pb) = (pos.clone(), normal(&[1, 3, 1, 1], 5));
     check("pow", dev, vec![pa, pb], 1e-5, |t| t[0].pow(&t[1]).unwrap());
     let cond = x.cmp_scalar(CmpOp::Gt, 0.0).unwrap();
     check(
         "where",
         dev,
-        vec![cond, rand(&[3, 1, 1], 6), rand(&[4, 3, 17, 9], 7)],
+        vec![cond, normal(&[3, 1, 1], 6), normal(&[4, 3, 17, 9], 7)],
         0.0,
         |t| t[0].where_cond(&t[1], &t[2]).unwrap(),
     );
@@ -172,7 +163,7 @@ impl FlipSign for Tensor {
 #[test]
 fn reductions_match_cpu() {
     let Some(dev) = gpu() else { return };
-    let x = rand(&[5, 6, 7, 8], 3);
+    let x = normal(&[5, 6, 7, 8], 3);
     let axes_list: [&[usize]; 7] = [
         &[3],
         &[0],
@@ -202,9 +193,13 @@ fn reductions_match_cpu() {
         }
     }
     // A long run: one block reduces 2¹⁸ values.
-    check("sum_all long", dev, vec![rand(&[1 << 18], 4)], 1e-5, |t| {
-        t[0].sum_all().unwrap()
-    });
+    check(
+        "sum_all long",
+        dev,
+        vec![normal(&[1 << 18], 4)],
+        1e-5,
+        |t| t[0].sum_all().unwrap(),
+    );
 }
 
 #[test]
@@ -220,11 +215,11 @@ fn matmul_matches_cpu() {
     .iter()
     .enumerate()
     {
-        let a = rand(&[b, m, k], 30 + i as u64);
+        let a = normal(&[b, m, k], 30 + i as u64);
         let rhs = if batched {
-            rand(&[b, k, n], 40 + i as u64)
+            normal(&[b, k, n], 40 + i as u64)
         } else {
-            rand(&[k, n], 40 + i as u64)
+            normal(&[k, n], 40 + i as u64)
         };
         check(
             &format!("matmul {b}×{m}×{k}×{n}"),
@@ -239,11 +234,11 @@ fn matmul_matches_cpu() {
 #[test]
 fn layout_ops_match_cpu() {
     let Some(dev) = gpu() else { return };
-    let x = rand(&[2, 3, 4, 5], 50);
+    let x = normal(&[2, 3, 4, 5], 50);
     check("permute", dev, vec![x.clone()], 0.0, |t| {
         t[0].permute(&[2, 0, 3, 1]).unwrap()
     });
-    check("broadcast", dev, vec![rand(&[3, 1, 5], 51)], 0.0, |t| {
+    check("broadcast", dev, vec![normal(&[3, 1, 5], 51)], 0.0, |t| {
         t[0].broadcast_to([2, 3, 4, 5]).unwrap()
     });
     check("narrow", dev, vec![x.clone()], 0.0, |t| {
@@ -255,7 +250,7 @@ fn layout_ops_match_cpu() {
     check(
         "concat",
         dev,
-        vec![x.clone(), rand(&[2, 1, 4, 5], 52)],
+        vec![x.clone(), normal(&[2, 1, 4, 5], 52)],
         0.0,
         |t| Tensor::concat(&[&t[0], &t[1], &t[0]], 1).unwrap(),
     );
@@ -266,7 +261,7 @@ fn layout_ops_match_cpu() {
         check(
             &format!("pad2d_adjoint {mode:?}"),
             dev,
-            vec![rand(&[2, 3, 7, 8], 53)],
+            vec![normal(&[2, 3, 7, 8], 53)],
             1e-6,
             |t| t[0].pad2d_adjoint([2, 1, 3, 0], mode).unwrap(),
         );
@@ -292,14 +287,14 @@ fn convolutions_match_cpu() {
     ];
     for (i, &(xs, ws, s, p, d)) in cases.iter().enumerate() {
         let params = Conv2dParams::new(s, p, d);
-        let x = rand(&xs, 60 + i as u64);
-        let w = rand(&ws, 70 + i as u64).mul_scalar(0.2).unwrap();
+        let x = normal(&xs, 60 + i as u64);
+        let w = normal(&ws, 70 + i as u64).mul_scalar(0.2).unwrap();
         let name = format!("conv {xs:?} {ws:?} s{s} p{p} d{d}");
         check(&name, dev, vec![x.clone(), w.clone()], 1e-4, |t| {
             t[0].conv2d(&t[1], None, params).unwrap()
         });
         let y = x.conv2d(&w, None, params).unwrap();
-        let g = rand(y.dims(), 80 + i as u64);
+        let g = normal(y.dims(), 80 + i as u64);
         check(
             &format!("{name} input grad"),
             dev,
@@ -327,7 +322,7 @@ fn convolutions_match_cpu() {
 #[test]
 fn pooling_and_resizing_match_cpu() {
     let Some(dev) = gpu() else { return };
-    let x = rand(&[2, 3, 13, 10], 90);
+    let x = normal(&[2, 3, 13, 10], 90);
     for include_pad in [false, true] {
         let p = Pool2dParams {
             kernel: [3, 2],
@@ -342,7 +337,7 @@ fn pooling_and_resizing_match_cpu() {
         check(
             "avg_pool2d_adjoint",
             dev,
-            vec![rand(pooled.dims(), 91)],
+            vec![normal(pooled.dims(), 91)],
             1e-6,
             |t| t[0].avg_pool2d_adjoint([13, 10], p).unwrap(),
         );
@@ -353,7 +348,7 @@ fn pooling_and_resizing_match_cpu() {
     let (vg, ig) = xd.max_pool2d_with_indices(mp).unwrap();
     assert_close("max_pool2d", &vg, &v, 0.0);
     assert_close("max_pool2d indices", &ig, &i, 0.0);
-    let g = rand(v.dims(), 92);
+    let g = normal(v.dims(), 92);
     let scattered = g.max_pool2d_scatter(&i, [13, 10], mp).unwrap();
     let scattered_gpu = g
         .to_device(dev)
@@ -387,7 +382,7 @@ fn pooling_and_resizing_match_cpu() {
             check(
                 &format!("upsample adjoint {mode:?} {out:?}"),
                 dev,
-                vec![rand(&[2, 3, out[0], out[1]], 93)],
+                vec![normal(&[2, 3, out[0], out[1]], 93)],
                 1e-5,
                 |t| t[0].upsample2d_adjoint([13, 10], mode).unwrap(),
             );
@@ -417,10 +412,10 @@ fn fused_spade_norm_matches_the_composite() {
     let eps = 1e-5;
     for (dims, seed) in [([2usize, 5, 12, 12], 100u64), ([3, 4, 7, 9], 110)] {
         let [n, c, h, w] = dims;
-        let x = rand(&dims, seed).affine(1.5, 0.3).unwrap();
-        let gamma = rand(&dims, seed + 1).mul_scalar(0.3).unwrap();
-        let beta = rand(&dims, seed + 2).mul_scalar(0.3).unwrap();
-        let dy = rand(&dims, seed + 3);
+        let x = normal(&dims, seed).affine(1.5, 0.3).unwrap();
+        let gamma = normal(&dims, seed + 1).mul_scalar(0.3).unwrap();
+        let beta = normal(&dims, seed + 2).mul_scalar(0.3).unwrap();
+        let dy = normal(&dims, seed + 3);
         for instance in [true, false] {
             let shape = NormShape {
                 n,
@@ -507,7 +502,7 @@ fn fused_adam_matches_a_host_reference() {
     }
     let gpu = tessera_cuda::gpu(0).unwrap();
     let len = 1000;
-    let host = |seed| rand(&[len], seed).to_vec().unwrap();
+    let host = |seed| normal(&[len], seed).to_vec().unwrap();
     let (mut p, mut m, mut v) = (host(200), vec![0f32; len], vec![0f32; len]);
     let (mut pd, mut md, mut vd) = (
         gpu.upload(&p).unwrap(),
@@ -567,11 +562,11 @@ fn tensor_adam_step_matches_cpu() {
         step: 4,
     };
     let (p, g, m) = (
-        rand(&[7, 33], 300),
-        rand(&[7, 33], 301),
-        rand(&[7, 33], 302),
+        normal(&[7, 33], 300),
+        normal(&[7, 33], 301),
+        normal(&[7, 33], 302),
     );
-    let v = rand(&[7, 33], 303).sqr().unwrap();
+    let v = normal(&[7, 33], 303).sqr().unwrap();
     let on = |t: &Tensor| t.to_device(dev).unwrap();
     let cpu = p.adam_step(&g, &m, &v, s).unwrap();
     let gpu = on(&p).adam_step(&on(&g), &on(&m), &on(&v), s).unwrap();
@@ -592,10 +587,10 @@ fn norm_stats_modulate_and_backward_match_cpu() {
         ([1, 3, 1, 2], 220),
     ] {
         let c = dims[1];
-        let x = rand(&dims, seed).affine(1.5, 0.3).unwrap();
-        let map = rand(&dims, seed + 1).mul_scalar(0.3).unwrap();
-        let dy = rand(&dims, seed + 2);
-        let per_channel = rand(&[c], seed + 3);
+        let x = normal(&dims, seed).affine(1.5, 0.3).unwrap();
+        let map = normal(&dims, seed + 1).mul_scalar(0.3).unwrap();
+        let dy = normal(&dims, seed + 2);
+        let per_channel = normal(&[c], seed + 3);
         for instance in [true, false] {
             let name = |what: &str| format!("{what} inst={instance} {dims:?}");
             check(&name("norm_stats mean"), dev, vec![x.clone()], 1e-5, |t| {

@@ -4,29 +4,21 @@
 //! more; without one the test prints SKIP and passes.
 #![cfg(feature = "cuda")]
 
+mod common;
+
+use common::{cuda_device, normal};
 use tessera_tensor::*;
 
 fn tf32_gpu() -> Option<Device> {
-    if !tessera_cuda::driver_present() {
-        eprintln!("SKIP: libcuda not found; TF32 convolution tests not run");
-        return None;
-    }
-    if tessera_cuda::device_count() == 0 {
-        eprintln!("SKIP: no CUDA device; TF32 convolution tests not run");
-        return None;
-    }
+    let dev = cuda_device("TF32 convolution tests")?;
     match tessera_cuda::gpu(0) {
-        Ok(g) if g.has_tf32() => Some(Device::Cuda(0)),
+        Ok(g) if g.has_tf32() => Some(dev),
         Ok(g) => {
             eprintln!("SKIP: {g:?} has no TF32 tensor cores; TF32 convolution tests not run");
             None
         }
         Err(e) => panic!("CUDA device 0 is present but cannot be opened: {e}"),
     }
-}
-
-fn rand(dims: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(dims.to_vec(), 0.0, 1.0, &mut Rng::seed(seed), Device::Cpu).unwrap()
 }
 
 /// One convolution pass: its operands on the CPU and the op.
@@ -100,10 +92,10 @@ fn tf32_convolutions_match_cpu_within_tf32_rounding() {
     ];
     for (i, &(xs, ws, s, p, d)) in cases.iter().enumerate() {
         let params = Conv2dParams::new(s, p, d);
-        let x = rand(&xs, 160 + i as u64);
-        let w = rand(&ws, 170 + i as u64).mul_scalar(0.2).unwrap();
+        let x = normal(&xs, 160 + i as u64);
+        let w = normal(&ws, 170 + i as u64).mul_scalar(0.2).unwrap();
         let y = x.conv2d(&w, None, params).unwrap();
-        let g = rand(y.dims(), 180 + i as u64);
+        let g = normal(y.dims(), 180 + i as u64);
         let name = format!("conv {xs:?} {ws:?} s{s} p{p} d{d}");
         let forward = |x: &Tensor, w: &Tensor| x.conv2d(w, None, params).unwrap();
         let input_grad =

@@ -4,23 +4,10 @@
 //! without one the test prints SKIP and passes.
 #![cfg(feature = "cuda")]
 
+mod common;
+
+use common::{cuda_device, normal};
 use tessera_tensor::*;
-
-fn gpu() -> Option<Device> {
-    if !tessera_cuda::driver_present() {
-        eprintln!("SKIP: libcuda not found; Winograd weight-gradient tests not run");
-        return None;
-    }
-    if tessera_cuda::device_count() == 0 {
-        eprintln!("SKIP: no CUDA device; Winograd weight-gradient tests not run");
-        return None;
-    }
-    Some(Device::Cuda(0))
-}
-
-fn rand(dims: &[usize], seed: u64) -> Tensor {
-    Tensor::randn(dims.to_vec(), 0.0, 1.0, &mut Rng::seed(seed), Device::Cpu).unwrap()
-}
 
 fn weight_grad(x: &Tensor, g: &Tensor, k: [usize; 2], p: Conv2dParams, dev: Device) -> Vec<f32> {
     let dw = x
@@ -71,7 +58,9 @@ fn check_winograd(x: &Tensor, g: &Tensor, p: Conv2dParams, dev: Device, name: &s
 /// One test, because the setting is process-wide and tests run on parallel threads.
 #[test]
 fn winograd_weight_gradients() {
-    let Some(dev) = gpu() else { return };
+    let Some(dev) = cuda_device("Winograd weight-gradient tests") else {
+        return;
+    };
     winograd_matches_cpu(dev);
     other_convolutions_ignore_the_setting(dev);
 }
@@ -91,11 +80,11 @@ fn winograd_matches_cpu(dev: Device) {
     ];
     for (i, &(xs, co, pad)) in cases.iter().enumerate() {
         let p = Conv2dParams::new(1, pad, 1);
-        let x = rand(&xs, 260 + i as u64);
+        let x = normal(&xs, 260 + i as u64);
         let y = x
-            .conv2d(&rand(&[co, xs[1], 3, 3], 270 + i as u64), None, p)
+            .conv2d(&normal(&[co, xs[1], 3, 3], 270 + i as u64), None, p)
             .unwrap();
-        let g = rand(y.dims(), 280 + i as u64);
+        let g = normal(y.dims(), 280 + i as u64);
         check_winograd(
             &x,
             &g,
@@ -118,9 +107,9 @@ fn other_convolutions_ignore_the_setting(dev: Device) {
     ];
     for (i, &(xs, ws, s, pad, d)) in cases.iter().enumerate() {
         let p = Conv2dParams::new(s, pad, d);
-        let x = rand(&xs, 290 + i as u64);
-        let y = x.conv2d(&rand(&ws, 300 + i as u64), None, p).unwrap();
-        let g = rand(y.dims(), 310 + i as u64);
+        let x = normal(&xs, 290 + i as u64);
+        let y = x.conv2d(&normal(&ws, 300 + i as u64), None, p).unwrap();
+        let g = normal(y.dims(), 310 + i as u64);
         let k = [ws[2], ws[3]];
         set_cuda_conv_winograd(true);
         let with = weight_grad(&x, &g, k, p, dev);

@@ -27,6 +27,21 @@ pub fn normal(dims: &[usize], seed: u64) -> Tensor {
     tensor(Rng::seed(seed).normal_vec(numel(dims), 0.0, 1.0), dims)
 }
 
+/// CUDA device 0 when a driver and a device are present; otherwise prints why `suite` is
+/// skipped (a visible SKIP line in CI's log) and returns `None`.
+#[cfg(feature = "cuda")]
+pub fn cuda_device(suite: &str) -> Option<Device> {
+    if !tessera_cuda::driver_present() {
+        eprintln!("SKIP: libcuda not found; {suite} not run");
+        return None;
+    }
+    if tessera_cuda::device_count() == 0 {
+        eprintln!("SKIP: no CUDA device; {suite} not run");
+        return None;
+    }
+    Some(Device::Cuda(0))
+}
+
 pub fn uniform(dims: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
     tensor(Rng::seed(seed).uniform_vec(numel(dims), lo, hi), dims)
 }
